@@ -1,0 +1,65 @@
+"""Widget panels, driven without a kernel: the rows they show are the configs' own accounting."""
+import pytest
+
+import tucker_lab as tkl
+from tucker_lab import widgets
+from tucker_lab.accounting import accounting_rows
+
+
+def knob(panel, name):
+    return next(c for c in panel.children if getattr(c, "description", None) == name)
+
+
+def last(panel):
+    return panel.result[-1]
+
+
+def test_gqa_panel_follows_the_slider():
+    p = widgets.gqa_panel(768, 12, show=False)
+    for G in (1, 4, 12):
+        knob(p, "n_kv_heads").value = G
+        cfg = tkl.GQAConfig(d_model=768, n_heads=12, n_kv_heads=G)
+        assert last(p)["params"] == cfg.param_count()
+        assert last(p)["cache_elems_per_token"] == 2 * G * 64
+
+
+def test_mla_panel_and_its_q_rank_zero_convention():
+    p = widgets.mla_panel(768, 12, show=False)
+    knob(p, "kv_rank").value, knob(p, "q_rank").value, knob(p, "rope_dim").value = 128, 0, 32
+    assert last(p)["params"] == tkl.MLAConfig(d_model=768, n_heads=12, kv_rank=128, rope_dim=32).param_count()
+    knob(p, "q_rank").value = 256
+    assert last(p)["params"] == tkl.MLAConfig(d_model=768, n_heads=12, kv_rank=128, q_rank=256,
+                                              rope_dim=32).param_count()
+
+
+def test_tucker_panel_and_invalid_settings():
+    p = widgets.tucker_panel(768, 12, show=False)
+    knob(p, "r_head").value, knob(p, "r_q").value, knob(p, "r_k").value = 4, 64, 32
+    cfg = tkl.TuckerConfig(d_model=768, n_heads=12, ranks_qk=(4, 64, 32), ranks_vo=(4, 64, 32))
+    assert last(p)["params"] == cfg.param_count()
+    knob(p, "shared_kv").value = True
+    assert last(p)["cache_elems_per_token"] == 32
+    knob(p, "r_k").value = 31  # not even; the slider steps by 2, but a reader may type it
+    assert "must be even" in p.result
+
+
+def test_tpa_panel_kv_only():
+    p = widgets.tpa_panel(768, 12, show=False)
+    knob(p, "q_rank").value = 0
+    assert last(p)["params"] == tkl.TPAConfig(d_model=768, n_heads=12, q_rank=None, k_rank=2,
+                                              v_rank=2).param_count()
+
+
+def test_cache_panel_matches_accounting():
+    p = widgets.cache_panel(show=False)
+    knob(p, "model").value, knob(p, "log2 context").value, knob(p, "batch").value = "GPT-2 small", 12, 4
+    expected = accounting_rows(tkl.standard_configs(768, 12), context=4096, n_layers=12, batch=4)
+    assert p.result == expected
+
+
+def test_rows_html_lists_every_row():
+    cfgs = tkl.standard_configs(64, 4)
+    html = widgets.rows_html(accounting_rows(cfgs), cfgs)
+    assert all(f"<td>{name}</td>" in html for name in cfgs)
+    assert "n/a" in html  # contextual TPA has no fixed weight tensors
+    assert str(cfgs["Tucker"].max_ranks()["qk"]) in html

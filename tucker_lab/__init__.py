@@ -1,0 +1,35 @@
+"""tucker_lab: MHA, MQA, GQA, MLA, TPA and Tucker attention as one family.
+
+    import tucker_lab as tkl
+    cfg  = tkl.TuckerConfig(d_model=768, n_heads=12, ranks_qk=(8, 128, 64), ranks_vo=(8, 128, 64))
+    attn = tkl.build_attention(cfg)      # nn.Module, (B, T, C) -> (B, T, C)
+    cfg.param_count(); cfg.cache_shapes(); cfg.kv_cache_bytes_per_token(torch.bfloat16)
+    tkl.to_tucker(layer)                 # exact Tucker form of an MHA/MQA/GQA/MLA layer
+    tkl.attention_tensors(layer)         # (W_qk, W_vo), each (H, C, C)
+
+Notation (book math, shape comments, einsum strings, lower case in einsums):
+
+    B  batch                 H  query heads           C  d_model
+    T  query positions       G  key/value heads       R  a rank (R_q, R_kv, r_k, ...)
+    S  key/cache positions   D  head dim
+
+Tensors are sequence-major, (B, T, H, D); only kernels see (B, H, T, D).
+RoPE is half-split ("rotate-half"), angles in float32. See: book/notation.
+"""
+from .attention import (AttentionModule, GQAAttention, MLAttention, TPAttention, TuckerAttention,
+                        VARIANTS, build_attention)
+from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
+                     make_config, standard_configs)
+from .convert import attention_tensors, to_tpa, to_tucker
+from .functional import attend
+from .rope import apply_rope
+from . import reference, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionConfig", "MHAConfig", "GQAConfig", "MLAConfig", "TPAConfig", "TuckerConfig",
+    "make_config", "standard_configs", "build_attention", "VARIANTS", "AttentionModule",
+    "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
+    "to_tucker", "to_tpa", "attend", "apply_rope", "reference", "tensor",
+]

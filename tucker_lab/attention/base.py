@@ -1,0 +1,73 @@
+"""What every attention module shares: config checks, input checks, init, and
+the per-head linear maps from which the weight tensors W_qk, W_vo are formed."""
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..config import AttentionConfig
+from ..functional import IMPLS
+
+__all__ = ["AttentionModule", "linear", "fan_in_normal_"]
+
+
+def fan_in_normal_(w: Tensor, fan_in: int) -> Tensor:
+    """N(0, 1/fan_in): the variance-preserving init used by every variant, so
+    that variants start from comparable activations."""
+    with torch.no_grad():
+        return w.normal_(0.0, 1.0 / math.sqrt(fan_in))
+
+
+def linear(d_in: int, d_out: int) -> nn.Linear:
+    """Bias-free Linear with the shared init (no biases: param_count() equals the papers')."""
+    lin = nn.Linear(d_in, d_out, bias=False)
+    fan_in_normal_(lin.weight, d_in)
+    return lin
+
+
+class AttentionModule(nn.Module):
+    """Base of the attention layers: ``y = layer(x)`` maps (B, T, C) -> (B, T, C).
+
+    Args:
+        cfg: the family's config.
+        impl: attention kernel, one of ``functional.IMPLS``.
+        mode: algebra, one of ``cfg.modes`` (e.g. MLA "naive" or "absorbed").
+    """
+
+    config_class: ClassVar[type[AttentionConfig]]
+
+    def __init__(self, cfg: AttentionConfig, *, impl: str = "auto", mode: str | None = None):
+        super().__init__()
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}; "
+                            f"got {type(cfg).__name__}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
+        self.cfg = cfg
+        self.impl = impl
+        self.mode = cfg._mode(mode)
+
+    def check_input(self, x: Tensor) -> tuple[int, int]:
+        """Validate x (B, T, C) against the config and the parameters; return (B, T)."""
+        name, C = type(self).__name__, self.cfg.d_model
+        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != C:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{name}: x must have shape (B, T, C) with C = d_model = {C}; got {shape}")
+        p = next(self.parameters())
+        if x.dtype != p.dtype or x.device != p.device:
+            raise ValueError(f"{name}: x is {x.dtype} on {x.device} but the weights are {p.dtype} "
+                             f"on {p.device}; move one to match (e.g. layer.to(x))")
+        return x.shape[0], x.shape[1]
+
+    def head_projections(self) -> dict[str, Tensor]:
+        """Per-head linear maps, at relative position 0 (RoPE = identity):
+        W_q (H, C, E), W_k (H, C, E), W_v (H, C, F), W_o (H, F, C), such that the
+        logits of head i are x W_q[i] (x' W_k[i])^T and its output adds
+        (attention-weighted x' W_v[i]) W_o[i]. See: book/05_attention_tensor."""
+        raise TypeError(f"{type(self).__name__} has no fixed per-head projections")
+
+    def extra_repr(self) -> str:
+        return f"{self.cfg}, impl={self.impl!r}, mode={self.mode!r}"

@@ -1,0 +1,143 @@
+"""Multi-head latent attention, DeepSeek-V2 form (arXiv 2405.04434, sec. 2.1).
+
+Keys and values are up-projected from one cached latent c_kv = x W_dkv (R_kv);
+queries optionally from a latent c_q = x W_dq (R_q). Positions enter through a
+decoupled RoPE key k_rope = RoPE(x W_kr) (D_rope), shared by all heads, and
+per-head RoPE queries. Two algebras give the same numbers:
+
+    naive     q_i = [c_q W_uq_i, RoPE(c_q W_qr_i)], k_i = [c_kv W_uk_i, k_rope],
+              v_i = c_kv W_uv_i: ordinary attention with H heads (training form);
+    absorbed  q_i = [c_q W_uq_i W_uk_i^T, RoPE(c_q W_qr_i)] against the shared key
+              [c_kv, k_rope] and value c_kv: multi-query attention over the
+              latent, then W_uv_i and W_o (the decode form, eq. 10 and App. C).
+
+``coupled_rope`` is the Tucker paper's simplification (Corollary 3.2.1): no
+decoupled key; RoPE over the R_kv latent itself, so only the absorbed form exists.
+
+See: book/03_mla.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..config import MLAConfig
+from ..functional import attend
+from ..rope import apply_rope, positions
+from .base import AttentionModule, linear
+
+__all__ = ["MLAttention"]
+
+
+class MLAttention(AttentionModule):
+    """MLA. Parameters: [w_dq, q_norm,] w_uq (or w_q), [w_qr,] w_dkv, [w_kr,
+    kv_norm,] w_uk, w_uv, w_o. Modes "naive" and "absorbed"."""
+
+    config_class = MLAConfig
+
+    def __init__(self, cfg: MLAConfig, *, mode: str | None = None, **kw):
+        if cfg.coupled_rope:
+            if mode == "naive":
+                raise ValueError("MLA with coupled_rope=True has no naive form (RoPE sits between "
+                                 "W_uq and W_uk); use mode='absorbed'")
+            mode = "absorbed"
+        super().__init__(cfg, mode=mode, **kw)
+        C, H, D, dr, Dv, R = cfg.C, cfg.H, cfg.D, cfg.D_rope, cfg.D_v, cfg.R_kv
+        d_q = C
+        if cfg.q_rank is not None:
+            d_q = cfg.q_rank
+            self.w_dq = linear(C, d_q)
+            self.q_norm = nn.RMSNorm(d_q, eps=1e-6) if cfg.latent_norm else nn.Identity()
+            self.w_uq = linear(d_q, H * D)
+        else:
+            self.w_q = linear(C, H * D)
+        self.w_qr = linear(d_q, H * dr) if dr else None
+        self.w_dkv = linear(C, R)
+        self.w_kr = linear(C, dr) if dr else None
+        self.kv_norm = nn.RMSNorm(R, eps=1e-6) if cfg.latent_norm else nn.Identity()
+        self.w_uk = linear(R, H * D)
+        self.w_uv = linear(R, H * Dv)
+        self.w_o = linear(H * Dv, C)
+
+    def _queries(self, x: Tensor, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+        """q_nope (B, T, H, D) and rotated q_rope (B, T, H, D_rope) or None."""
+        cfg = self.cfg
+        B, T, _ = x.shape
+        if cfg.q_rank is not None:
+            c_q = self.q_norm(self.w_dq(x))  # (B, T, R_q)
+            q_nope = self.w_uq(c_q)
+        else:
+            c_q = x
+            q_nope = self.w_q(x)
+        q_nope = q_nope.view(B, T, cfg.H, cfg.D)
+        if not cfg.D_rope:
+            return q_nope, None
+        q_rope = self.w_qr(c_q).view(B, T, cfg.H, cfg.D_rope)
+        return q_nope, apply_rope(q_rope, pos, base=cfg.rope_base)
+
+    def _keys(self, x: Tensor, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The cacheable factors: c_kv (B, S, R_kv) and rotated k_rope (B, S, D_rope) or None."""
+        c_kv = self.kv_norm(self.w_dkv(x))
+        if not self.cfg.D_rope:
+            return c_kv, None
+        return c_kv, apply_rope(self.w_kr(x), pos, base=self.cfg.rope_base)
+
+    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+        cfg = self.cfg
+        B, T = self.check_input(x)
+        H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
+        pos = positions(start_pos, T, x.device)
+        q_nope, q_rope = self._queries(x, pos)
+        c_kv, k_rope = self._keys(x, pos)
+        if self.mode == "naive":
+            k = self.w_uk(c_kv).view(B, T, H, D)
+            v = self.w_uv(c_kv).view(B, T, H, Dv)
+            if k_rope is not None:
+                q = torch.cat((q_nope, q_rope), -1)  # (B, T, H, D + D_rope)
+                k = torch.cat((k, k_rope[:, :, None].expand(B, T, H, cfg.D_rope)), -1)
+            else:
+                q = q_nope
+            y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
+        else:
+            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos)
+        return self.w_o(y.reshape(B, T, H * Dv))
+
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos) -> Tensor:
+        """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
+        cfg = self.cfg
+        H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
+        # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
+        q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
+        k_lat = c_kv
+        if cfg.coupled_rope:  # RoPE over the latent; values stay unrotated
+            q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
+            k_lat = apply_rope(c_kv, pos, base=cfg.rope_base)
+        if k_rope is not None:
+            q_lat = torch.cat((q_lat, q_rope), -1)  # (B, T, H, R_kv + D_rope)
+            k_lat = torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
+        y_lat = attend(q_lat, k_lat[:, :, None], c_kv[:, :, None], scale=cfg.softmax_scale,
+                       causal=cfg.causal, impl=self.impl)  # (B, T, H, R_kv)
+        return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
+
+    def head_projections(self):
+        cfg = self.cfg
+        if cfg.latent_norm:
+            raise ValueError("MLA with latent_norm=True is not linear in x (RMSNorm on the "
+                             "latents), so it has no fixed weight tensors")
+        C, H, D, dr, Dv, R = cfg.C, cfg.H, cfg.D, cfg.D_rope, cfg.D_v, cfg.R_kv
+        up = lambda w, n, d_in: w.weight.view(H, n, d_in).transpose(1, 2)  # (H, d_in, n)
+        if cfg.q_rank is not None:  # W_dq W_uq_i
+            W_dq = self.w_dq.weight.T  # (C, R_q)
+            Wq = W_dq @ up(self.w_uq, D, cfg.q_rank)
+            Wqr = W_dq @ up(self.w_qr, dr, cfg.q_rank) if dr else None
+        else:
+            Wq = up(self.w_q, D, C)
+            Wqr = up(self.w_qr, dr, C) if dr else None
+        W_dkv = self.w_dkv.weight.T  # (C, R_kv)
+        Wk = W_dkv @ up(self.w_uk, D, R)  # (H, C, D)
+        if dr:
+            Wq = torch.cat((Wq, Wqr), -1)
+            Wk = torch.cat((Wk, self.w_kr.weight.T.expand(H, C, dr)), -1)
+        return {"W_q": Wq, "W_k": Wk, "W_v": W_dkv @ up(self.w_uv, Dv, R),
+                "W_o": self.w_o.weight.view(C, H, Dv).permute(1, 2, 0)}

@@ -1,0 +1,108 @@
+"""Tucker attention (Klein, Kusch, Sager, Schnake, Schotthöfer; arXiv 2603.30033).
+
+The two weight tensors of a layer, each (H, C, C),
+
+    W_qk[i] = W_q[i] W_k[i]^T          (head, query, key)
+    W_vo[i] = (W_v[i] W_o[i])^T        (head, output, value)
+
+are Tucker tensors (Definition 2.1):
+
+    W_qk = core_qk x1 U_head_qk x2 U_q x3 U_k,   core_qk (r_head, r_q, r_k)
+    W_vo = core_vo x1 U_head_vo x2 U_o x3 U_v,   core_vo (r_head, r_o, r_v).
+
+The forward pass never forms them. With T_i = sum_s U_head[i, s] core[s]
+(r_q, r_k), head i's logits are (x U_q T_i) (x' U_k)^T: per-head queries in the
+r_k latent against ONE shared key latent K = x U_k, and one value latent
+V = x U_v. That is multi-query attention with head dim r_k (so flash kernels
+apply, sec. 3.3), followed by the output core: out = sum_i y_i T~_i^T U_o^T.
+Latent RoPE (Definition 3.1) rotates q and K inside the r_k latent.
+
+See: book/06_tucker.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..config import TuckerConfig
+from ..functional import attend
+from ..rope import apply_rope, positions
+from .base import AttentionModule, fan_in_normal_
+
+__all__ = ["TuckerAttention", "ROPE_LAYOUT"]
+
+# Tucker's rope_layout names -> rope.apply_rope layouts.
+ROPE_LAYOUT = {"latent": "full", "block": "block", "tail": "tail"}
+
+
+class TuckerAttention(AttentionModule):
+    """Tucker attention. Parameters: core_qk, U_head_qk (H, r_head), U_q (C, r_q),
+    U_k (C, r_k); core_vo, U_head_vo (H, r_head'), U_o (C, r_o), U_v (C, r_v)
+    (absent when ``shared_kv``: the value latent is the unrotated key latent)."""
+
+    config_class = TuckerConfig
+
+    def __init__(self, cfg: TuckerConfig, **kw):
+        super().__init__(cfg, **kw)
+        C, H = cfg.C, cfg.H
+        (a, rq, rk), (d, ro, rv) = cfg.ranks_qk, cfg.ranks_vo
+        P = lambda *shape: nn.Parameter(torch.empty(*shape))
+        self.core_qk, self.U_head_qk, self.U_q, self.U_k = P(a, rq, rk), P(H, a), P(C, rq), P(C, rk)
+        self.core_vo, self.U_head_vo, self.U_o = P(d, ro, rv), P(H, d), P(C, ro)
+        self.U_v = None if cfg.shared_kv else P(C, rv)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Variance-preserving init: x U_q T_i and sum_i y_i T~_i^T U_o^T keep unit
+        scale, as fan-in-initialized W_q and W_o would."""
+        cfg = self.cfg
+        (a, rq, _), (d, ro, rv) = cfg.ranks_qk, cfg.ranks_vo
+        for U in (self.U_q, self.U_k, self.U_v):
+            if U is not None:
+                fan_in_normal_(U, cfg.C)
+        fan_in_normal_(self.U_head_qk, a)
+        fan_in_normal_(self.U_head_vo, d)
+        fan_in_normal_(self.core_qk, rq)  # T_i = U_head[i] . core: entries ~ N(0, 1/r_q)
+        fan_in_normal_(self.core_vo, cfg.H * rv)  # summed over H heads of r_v dims
+        fan_in_normal_(self.U_o, ro)
+
+    def head_cores(self) -> tuple[Tensor, Tensor]:
+        """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head."""
+        T_qk = torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk)
+        T_vo = torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo)
+        return T_qk, T_vo
+
+    def latents(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Unrotated key latent x U_k (B, S, r_k) and value latent x U_v (B, S, r_v)."""
+        k = x @ self.U_k
+        return k, (k if self.U_v is None else x @ self.U_v)
+
+    def rope(self, t: Tensor, pos: Tensor) -> Tensor:
+        """Latent RoPE on the last (r_k) dim of t (B, T, ..., r_k)."""
+        cfg = self.cfg
+        return apply_rope(t, pos, base=cfg.rope_base, layout=ROPE_LAYOUT[cfg.rope_layout],
+                          rope_dim=cfg.rope_dim)
+
+    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+        cfg = self.cfg
+        self.check_input(x)
+        T_qk, T_vo = self.head_cores()
+        q = torch.einsum("btq,hqk->bthk", x @ self.U_q, T_qk)  # (B, T, H, r_k)
+        k, v = self.latents(x)  # (B, S, r_k), (B, S, r_v)
+        if cfg.rope:
+            pos = positions(start_pos, x.shape[1], x.device)
+            q, k = self.rope(q, pos), self.rope(k, pos)
+        # multi-query attention in the latent: one K/V stream for all heads
+        y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale,
+                   causal=cfg.causal, impl=self.impl)  # (B, T, H, r_v)
+        return torch.einsum("bthv,hov->bto", y, T_vo) @ self.U_o.T
+
+    def head_projections(self):
+        T_qk, T_vo = self.head_cores()
+        H = self.cfg.H
+        U_v = self.U_k if self.U_v is None else self.U_v
+        return {"W_q": self.U_q @ T_qk,  # (H, C, r_k)
+                "W_k": self.U_k.expand(H, *self.U_k.shape),
+                "W_v": U_v.expand(H, *U_v.shape),
+                "W_o": T_vo.transpose(1, 2) @ self.U_o.T}  # (H, r_v, C)

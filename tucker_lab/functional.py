@@ -1,0 +1,106 @@
+"""The one attention kernel every variant calls, with backend dispatch.
+
+Every variant reduces to grouped-query attention on some (q, k, v): MHA and
+GQA directly, MLA and Tucker as multi-query attention over a latent (G = 1),
+TPA on its materialized heads. ``attend`` runs it with flash-attn (CUDA, sm80+,
+fp16/bf16, equal q/v head dims <= 256), else PyTorch SDPA, else plain einsum.
+
+See: book/10_flash.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["attend", "causal_mask", "flash_available", "IMPLS"]
+
+IMPLS = ("auto", "flash", "sdpa", "einsum")
+
+
+@lru_cache(maxsize=None)
+def _flash_func():
+    try:  # a CPU-only install of flash-attn imports its package but not its kernel
+        from flash_attn import flash_attn_func
+    except ImportError:
+        return None
+    return flash_attn_func
+
+
+def flash_available(q: Tensor, v: Tensor) -> bool:
+    """True when flash-attn can run these shapes on this device."""
+    return (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+            and q.shape[-1] == v.shape[-1] <= 256
+            and torch.cuda.get_device_capability(q.device) >= (8, 0)
+            and _flash_func() is not None)
+
+
+def causal_mask(T: int, S: int, device=None) -> Tensor:
+    """(T, S) bool, True where query t may see key s. The T queries are the
+    last T of the S positions (bottom-right aligned, as in decoding)."""
+    t = torch.arange(T, device=device)[:, None]
+    s = torch.arange(S, device=device)[None, :]
+    return s <= t + (S - T)
+
+
+def _einsum(q, k, v, scale, causal):
+    B, T, H, E = q.shape
+    S, G = k.shape[1], k.shape[2]
+    qg = q.view(B, T, G, H // G, E)  # head h = g * (H/G) + r uses KV head g
+    logits = torch.einsum("btgre,bsge->bgrts", qg, k) * scale  # (B, G, H/G, T, S)
+    if causal:
+        logits = logits.masked_fill(~causal_mask(T, S, q.device), float("-inf"))
+    p = torch.softmax(logits.float() if q.dtype in (torch.float16, torch.bfloat16) else logits, -1)
+    y = torch.einsum("bgrts,bsgf->btgrf", p.to(v.dtype), v)  # (B, T, G, H/G, F)
+    return y.reshape(B, T, H, v.shape[-1])
+
+
+def _sdpa(q, k, v, scale, causal):
+    T, S = q.shape[1], k.shape[1]
+    mask, is_causal = None, False
+    if causal and T == S:
+        is_causal = True
+    elif causal and T > 1:
+        mask = causal_mask(T, S, q.device)
+    y = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+        is_causal=is_causal, scale=scale, enable_gqa=k.shape[2] != q.shape[2])
+    return y.transpose(1, 2)  # (B, T, H, F)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
+           impl: str = "auto") -> Tensor:
+    """Softmax attention with grouped KV heads, sequence-major.
+
+    Args:
+        q: (B, T, H, E) queries.
+        k: (B, S, G, E) keys; G divides H, query head h reads KV head h // (H/G).
+        v: (B, S, G, F) values.
+        scale: softmax scale.
+        causal: mask keys after each query (queries are the last T positions).
+        impl: "auto" (flash -> SDPA), "flash", "sdpa" or "einsum".
+    Returns:
+        (B, T, H, F).
+    """
+    B, T, H, E = q.shape
+    if k.ndim != 4 or v.ndim != 4 or k.shape[:3] != v.shape[:3] or k.shape[0] != B or k.shape[-1] != E:
+        raise ValueError(f"attend: expected q (B,T,H,E), k (B,S,G,E), v (B,S,G,F); "
+                         f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if H % k.shape[2]:
+        raise ValueError(f"attend: KV heads G={k.shape[2]} must divide query heads H={H}")
+    if causal and T > k.shape[1]:
+        raise ValueError(f"attend: causal attention needs T <= S; got T={T}, S={k.shape[1]}")
+    if impl == "auto":
+        impl = "flash" if flash_available(q, v) else "sdpa"
+    if impl == "flash":
+        if not flash_available(q, v):
+            raise RuntimeError("attend(impl='flash'): flash-attn needs CUDA sm80+, fp16/bf16 and "
+                               "equal q/v head dims <= 256, with flash_attn importable")
+        return _flash_func()(q, k, v, softmax_scale=scale, causal=causal)
+    if impl == "sdpa":
+        return _sdpa(q, k, v, scale, causal)
+    if impl == "einsum":
+        return _einsum(q, k, v, scale, causal)
+    raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")

@@ -1,0 +1,82 @@
+"""Rotary position embedding (Su et al. 2021), one convention everywhere.
+
+Convention: **half-split** ("rotate-half", as in GPT-NeoX, Llama and Hugging
+Face). Over n rotated dims, dim j pairs with dim j + n/2 and turns by the angle
+p * theta_j at position p, with theta_j = base^(-2j/n), j < n/2. As a complex
+number, z_j = x_j + i x_{j+n/2} is multiplied by exp(i p theta_j), so
+<R(m) q, R(n) k> depends on m - n only.
+
+Angles are computed in float32 (float64 for float64 inputs), never in half
+precision: at position 10^5 a bfloat16 angle is off by hundreds of radians.
+
+Layouts (where in the last dim the rotation acts):
+    "full"  all n dims form one RoPE (MHA heads; Tucker's "latent" RoPE),
+    "block" each block of ``rope_dim`` dims is its own RoPE (per-head RoPE seen
+            from a concatenated latent: MHA/GQA as Tucker points),
+    "tail"  only the last ``rope_dim`` dims rotate (DeepSeek's decoupled key
+            seen from the latent [c_kv, k_rope]).
+
+See: book/08_rope; Tucker Attention (arXiv 2603.30033) Definition 3.1.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["rope_angles", "rotate", "apply_rope", "positions"]
+
+
+def positions(start_pos: int, length: int, device=None) -> Tensor:
+    """Absolute positions start_pos, ..., start_pos + length - 1, shape (T,)."""
+    return torch.arange(start_pos, start_pos + length, device=device)
+
+
+def _angle_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def rope_angles(pos: Tensor, n: int, base: float = 10000.0, dtype=torch.float32) -> Tensor:
+    """Angles p * theta_j for positions ``pos`` (T,) over n dims: shape (T, n/2)."""
+    if n % 2:
+        raise ValueError(f"RoPE needs an even number of dims; got {n}")
+    theta = base ** (-torch.arange(0, n, 2, device=pos.device, dtype=dtype) / n)  # (n/2,)
+    return pos.to(dtype)[:, None] * theta[None, :]
+
+
+def rotate(x: Tensor, angles: Tensor) -> Tensor:
+    """Rotate the last dim of x (B, T, ..., n) by angles (T, n/2), half-split pairs."""
+    ndim_mid = x.ndim - 3  # axes between T and the feature axis, e.g. heads
+    ang = angles.view(angles.shape[0], *([1] * ndim_mid), angles.shape[1])
+    cos, sin = ang.cos(), ang.sin()
+    xf = x.to(angles.dtype)
+    x1, x2 = xf.chunk(2, dim=-1)
+    # (x1 + i x2) * (cos + i sin)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
+
+
+def apply_rope(x: Tensor, pos: Tensor | int, *, base: float = 10000.0, layout: str = "full",
+               rope_dim: int | None = None) -> Tensor:
+    """Apply RoPE to a sequence-major tensor.
+
+    Args:
+        x: (B, T, ..., n), positions along dim 1.
+        pos: (T,) absolute positions, or an int start position.
+        base: frequency base.
+        layout: "full", "block" or "tail" (module docstring).
+        rope_dim: block size ("block") or rotated slice size ("tail").
+    Returns:
+        Tensor like x.
+    """
+    if isinstance(pos, int):
+        pos = positions(pos, x.shape[1], device=x.device)
+    n = x.shape[-1]
+    dt = _angle_dtype(x.dtype)
+    if layout == "full":
+        return rotate(x, rope_angles(pos, n, base, dt))
+    if layout == "block":
+        xb = x.unflatten(-1, (n // rope_dim, rope_dim))  # (B, T, ..., n/rope_dim, rope_dim)
+        return rotate(xb, rope_angles(pos, rope_dim, base, dt)).flatten(-2)
+    if layout == "tail":
+        keep, rot = x.split((n - rope_dim, rope_dim), dim=-1)
+        return torch.cat((keep, rotate(rot, rope_angles(pos, rope_dim, base, dt))), dim=-1)
+    raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")

@@ -1,0 +1,158 @@
+"""ipywidgets panels for the book: move a knob, watch parameters and caches change.
+
+Each panel is ``ipywidgets.interactive`` over a pure function of the knobs, so
+it works (and is tested) without a kernel: set ``panel.children[i].value`` and
+read ``panel.result`` (the accounting rows, or the config's error message).
+In the static HTML the first view is embedded; the chapters add a static
+figure of the same landscape for readers without a kernel.
+
+See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
+06 (tucker_panel), 11 (tpa_panel).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import ipywidgets as W
+import torch
+from IPython.display import HTML, display
+
+from .accounting import accounting_rows
+from .config import AttentionConfig, GQAConfig, MLAConfig, TPAConfig, TuckerConfig, standard_configs
+
+__all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
+           "tpa_panel", "tucker_panel"]
+
+# name -> (d_model, n_heads, n_layers), public model shapes
+MODEL_SIZES = {
+    "GPT-2 small": (768, 12, 12),
+    "GPT-2 medium": (1024, 16, 24),
+    "Llama-3.2-1B": (2048, 32, 16),
+    "Llama-3-8B": (4096, 32, 32),
+    "DeepSeek-V2": (5120, 128, 60),
+}
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def _ranks(cfg: AttentionConfig) -> str:
+    try:
+        r = cfg.max_ranks()
+    except ValueError:
+        return "n/a"
+    return f"{r['qk']} / {r['vo']}"
+
+
+def rows_html(rows: list[dict], configs: dict[str, AttentionConfig] | None = None) -> str:
+    """An HTML table of ``accounting_rows`` (plus max Tucker ranks when configs are given)."""
+    head = ["variant", "params / layer", "x MHA", "cache elems / token", "x MHA", "cache GiB"]
+    if configs:
+        head.append("max ranks W_qk / W_vo")
+    out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        cells = [r["variant"], f"{r['params']:,}", f"{r['params_vs_base']:.3f}",
+                 f"{r['cache_elems_per_token']:,}", f"{r['cache_vs_base']:.3f}", f"{r['cache_GiB']:.3f}"]
+        if configs:
+            cells.append(_ranks(configs[r["variant"]]))
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def config_panel(build: Callable[..., AttentionConfig], controls: dict[str, W.ValueWidget], *,
+                 label: str, baselines: dict[str, AttentionConfig], context: int = 4096,
+                 n_layers: int = 1, show: bool = True) -> W.interactive:
+    """A panel that rebuilds ``build(**knobs)`` on every change and shows it next to
+    ``baselines``. ``panel.result`` holds the rows, or the config's ValueError text."""
+
+    def update(**knobs):
+        try:
+            cfg = build(**knobs)
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+        configs = {**baselines, label: cfg}
+        rows = accounting_rows(configs, context=context, n_layers=n_layers)
+        if show:
+            display(HTML(rows_html(rows, configs)))
+        return rows
+
+    return W.interactive(update, **controls)
+
+
+def _size_baselines(d_model: int, n_heads: int) -> dict[str, AttentionConfig]:
+    std = standard_configs(d_model, n_heads)
+    return {k: v for k, v in std.items() if k in ("MHA", "MQA") or k.startswith("GQA")}
+
+
+def cache_panel(show: bool = True) -> W.interactive:
+    """Model size x context x batch x dtype -> whole-model KV cache per variant (ch. 1)."""
+
+    def update(model, log2_context, batch, dtype):
+        C, H, L = MODEL_SIZES[model]
+        configs = standard_configs(C, H)
+        rows = accounting_rows(configs, context=2 ** log2_context, n_layers=L, batch=batch,
+                               dtype=_DTYPES[dtype])
+        if show:
+            display(HTML(f"<p>{model}: {L} layers, context {2 ** log2_context:,}, batch {batch}, "
+                         f"{dtype}</p>" + rows_html(rows)))
+        return rows
+
+    return W.interactive(
+        update, model=W.Dropdown(options=list(MODEL_SIZES), value="Llama-3-8B"),
+        log2_context=W.IntSlider(value=15, min=10, max=20, description="log2 context"),
+        batch=W.IntSlider(value=1, min=1, max=64), dtype=W.Dropdown(options=list(_DTYPES), value="bf16"))
+
+
+def gqa_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.interactive:
+    """Number of KV groups G -> parameters and cache of GQA vs MHA and MQA (ch. 2)."""
+    divisors = [g for g in range(1, n_heads + 1) if n_heads % g == 0]
+    return config_panel(lambda n_kv_heads: GQAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads),
+                        {"n_kv_heads": W.SelectionSlider(options=divisors, value=divisors[len(divisors) // 2])},
+                        label="GQA (chosen)", baselines=_size_baselines(d_model, n_heads), show=show)
+
+
+def mla_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.interactive:
+    """MLA latent sizes -> parameters and cache vs MHA/GQA (ch. 3). q_rank 0 means none."""
+    D = d_model // n_heads
+
+    def build(kv_rank, q_rank, rope_dim):
+        return MLAConfig(d_model=d_model, n_heads=n_heads, kv_rank=kv_rank,
+                         q_rank=q_rank or None, rope_dim=rope_dim, rope=rope_dim > 0)
+
+    return config_panel(build, {
+        "kv_rank": W.IntSlider(value=4 * D, min=8, max=d_model - D, step=8),
+        "q_rank": W.IntSlider(value=0, min=0, max=d_model, step=8),
+        "rope_dim": W.IntSlider(value=D // 2, min=0, max=D, step=2)},
+        label="MLA (chosen)", baselines=_size_baselines(d_model, n_heads), show=show)
+
+
+def tpa_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.interactive:
+    """TPA ranks -> parameters and cache vs MHA/GQA and Tucker (ch. 11). q_rank 0: KV-only."""
+    std = standard_configs(d_model, n_heads)
+    base = {k: std[k] for k in std if k != "TPA"}
+
+    def build(q_rank, k_rank, v_rank):
+        return TPAConfig(d_model=d_model, n_heads=n_heads, q_rank=q_rank or None,
+                         k_rank=k_rank, v_rank=v_rank)
+
+    return config_panel(build, {n: W.IntSlider(value=v, min=lo, max=16) for n, v, lo in
+                                (("q_rank", 6, 0), ("k_rank", 2, 1), ("v_rank", 2, 1))},
+                        label="TPA (chosen)", baselines=base, show=show)
+
+
+def tucker_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.interactive:
+    """Tucker ranks (the same triple for both tensors, as in the paper's experiments)
+    -> parameters and cache vs MHA, GQA, MLA (ch. 6)."""
+    std = standard_configs(d_model, n_heads)
+    base = {k: std[k] for k in std if k not in ("Tucker", "TPA")}
+
+    def build(r_head, r_q, r_k, shared_kv):
+        r = (r_head, r_q, r_k)
+        return TuckerConfig(d_model=d_model, n_heads=n_heads, ranks_qk=r, ranks_vo=r, shared_kv=shared_kv)
+
+    return config_panel(build, {
+        "r_head": W.IntSlider(value=min(8, n_heads), min=1, max=n_heads),
+        "r_q": W.IntSlider(value=min(128, d_model), min=2, max=d_model, step=2),
+        "r_k": W.IntSlider(value=min(64, d_model), min=2, max=d_model, step=2),
+        "shared_kv": W.Checkbox(value=False)},
+        label="Tucker (chosen)", baselines=base, show=show)
