@@ -63,3 +63,20 @@ def test_rows_html_lists_every_row():
     assert all(f"<td>{name}</td>" in html for name in cfgs)
     assert "n/a" in html  # contextual TPA has no fixed weight tensors
     assert str(cfgs["Tucker"].max_ranks()["qk"]) in html
+
+
+def test_rank_panel_reports_max_ranks():
+    p = widgets.rank_panel(768, 12, show=False)
+    knob(p, "n_kv_heads").value = 3
+    assert p.result["GQA-3"] == {"qk": (12, 768, 192), "vo": (12, 768, 192)}
+    assert p.result["MHA"]["qk"] == (12, 768, 768)
+
+
+@pytest.mark.parametrize("variant", widgets.SPECIAL_CASES)
+@pytest.mark.parametrize("rope", [True, False])
+def test_special_case_panel_is_exact(variant, rope):
+    p = widgets.special_case_panel(show=False)
+    knob(p, "variant").value, knob(p, "rope").value = variant, rope
+    assert p.result["max_abs_error"] < 1e-10
+    assert p.result["rope_layout"] == ("none" if not rope else
+                                       {"MLA (decoupled RoPE)": "tail", "MLA (coupled RoPE)": "latent"}.get(variant, "block"))

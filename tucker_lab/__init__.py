@@ -23,7 +23,7 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
 from .convert import attention_tensors, to_tpa, to_tucker
 from .functional import attend
 from .rope import apply_rope
-from . import reference, tensor
+from . import accounting, exercises, plots, reference, tensor, widgets
 
 __version__ = "0.1.0"
 
@@ -31,5 +31,6 @@ __all__ = [
     "AttentionConfig", "MHAConfig", "GQAConfig", "MLAConfig", "TPAConfig", "TuckerConfig",
     "make_config", "standard_configs", "build_attention", "VARIANTS", "AttentionModule",
     "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
-    "to_tucker", "to_tpa", "attend", "apply_rope", "reference", "tensor",
+    "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
+    "tensor", "widgets",
 ]

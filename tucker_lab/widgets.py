@@ -7,7 +7,7 @@ In the static HTML the first view is embedded; the chapters add a static
 figure of the same landscape for readers without a kernel.
 
 See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
-06 (tucker_panel), 11 (tpa_panel).
+05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 11 (tpa_panel).
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import torch
 from IPython.display import HTML, display
 
 from .accounting import accounting_rows
-from .config import AttentionConfig, GQAConfig, MLAConfig, TPAConfig, TuckerConfig, standard_configs
+from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
+                     standard_configs)
 
 __all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
-           "tpa_panel", "tucker_panel"]
+           "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel"]
 
 # name -> (d_model, n_heads, n_layers), public model shapes
 MODEL_SIZES = {
@@ -156,3 +157,79 @@ def tucker_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.
         "r_k": W.IntSlider(value=min(64, d_model), min=2, max=d_model, step=2),
         "shared_kv": W.Checkbox(value=False)},
         label="Tucker (chosen)", baselines=base, show=show)
+
+
+def rank_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.interactive:
+    """The largest multilinear ranks of (W_qk, W_vo) that MHA, GQA, MLA and Tucker can
+    reach, next to their parameters (ch. 5). ``panel.result``: name -> max_ranks()."""
+    divisors = [g for g in range(1, n_heads + 1) if n_heads % g == 0]
+    D = d_model // n_heads
+
+    def update(n_kv_heads, kv_rank, r_head, r_embed, r_latent):
+        r = (r_head, r_embed, r_latent)
+        try:
+            configs = {"MHA": MHAConfig(d_model=d_model, n_heads=n_heads),
+                       f"GQA-{n_kv_heads}": GQAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads),
+                       f"MLA (R_kv={kv_rank})": MLAConfig(d_model=d_model, n_heads=n_heads, kv_rank=kv_rank),
+                       f"Tucker {list(r)}": TuckerConfig(d_model=d_model, n_heads=n_heads, ranks_qk=r, ranks_vo=r)}
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+        if show:
+            display(HTML(rows_html(accounting_rows(configs, baseline="MHA"), configs)))
+        return {k: c.max_ranks() for k, c in configs.items()}
+
+    return W.interactive(
+        update, n_kv_heads=W.SelectionSlider(options=divisors, value=divisors[len(divisors) // 2]),
+        kv_rank=W.IntSlider(value=4 * D, min=8, max=d_model - D, step=8),
+        r_head=W.IntSlider(value=min(8, n_heads), min=1, max=n_heads),
+        r_embed=W.IntSlider(value=min(128, d_model), min=2, max=d_model, step=2),
+        r_latent=W.IntSlider(value=min(64, d_model), min=2, max=d_model, step=2))
+
+
+SPECIAL_CASES = ("MHA", "GQA", "MQA", "MLA (decoupled RoPE)", "MLA (coupled RoPE)", "TPA (constant A)")
+
+
+def special_case_layer(variant: str, d_model: int, n_heads: int, rope: bool):
+    """A random float64 layer of one of ``SPECIAL_CASES`` at this size (ch. 7)."""
+    from .attention import build_attention
+    C, H = d_model, n_heads
+    cfg = {"MHA": lambda: MHAConfig(d_model=C, n_heads=H, rope=rope),
+           "GQA": lambda: GQAConfig(d_model=C, n_heads=H, n_kv_heads=max(1, H // 2), rope=rope),
+           "MQA": lambda: GQAConfig(d_model=C, n_heads=H, n_kv_heads=1, rope=rope),
+           "MLA (decoupled RoPE)": lambda: MLAConfig(d_model=C, n_heads=H, kv_rank=C // 2, rope=rope,
+                                                      rope_dim=None if rope else 0),
+           "MLA (coupled RoPE)": lambda: MLAConfig(d_model=C, n_heads=H, kv_rank=C // 2, rope=rope,
+                                                    coupled_rope=rope),
+           "TPA (constant A)": lambda: TPAConfig(d_model=C, n_heads=H, q_rank=2, k_rank=1, v_rank=2,
+                                                 contextual_a=False, rope=rope)}[variant]()
+    return build_attention(cfg).double()
+
+
+def special_case_panel(show: bool = True) -> W.interactive:
+    """Pick a variant and a size; the panel builds a random layer, converts it with
+    ``to_tucker`` and reports the Tucker ranks, the RoPE layout and the max output
+    difference on a random input (ch. 7)."""
+    from .convert import to_tucker
+
+    def update(variant, d_model, n_heads, rope):
+        try:
+            layer = special_case_layer(variant, d_model, n_heads, rope)
+            tucker = to_tucker(layer)
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+        x = torch.randn(1, 12, d_model, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        out = {"ranks_qk": tucker.cfg.ranks_qk, "ranks_vo": tucker.cfg.ranks_vo,
+               "rope_layout": tucker.cfg.rope_layout if rope else "none",
+               "max_abs_error": (tucker(x) - layer(x)).abs().max().item()}
+        if show:
+            display(HTML("<br>".join(f"<b>{k}</b>: {v}" for k, v in out.items())))
+        return out
+
+    return W.interactive(update, variant=W.Dropdown(options=SPECIAL_CASES, value="GQA"),
+                         d_model=W.SelectionSlider(options=[16, 24, 32, 48, 64], value=32),
+                         n_heads=W.SelectionSlider(options=[2, 4, 8], value=4),
+                         rope=W.Checkbox(value=True))
