@@ -1,2 +1,59 @@
-"""Exercises of chapter 11. See book/11*."""
-from . import exercise  # noqa: F401
+"""Exercises of chapter 11 (TPA and Tucker side by side). See book/11_tpa_vs_tucker."""
+import math
+
+import torch
+
+from ..attention import build_attention
+from ..config import TPAConfig
+from . import exercise
+
+
+@exercise("11.1", "The TPA paper's XL model (d_model = 1600) uses 78 heads of dim 64 and ranks "
+          "(R_q, R_k, R_v) = (6, 2, 2). How many numbers does its KV cache hold per token and "
+          "layer?",
+          hint="TPA caches A_k, B_k, A_v, B_v: (R_k + R_v)(H + D) numbers.")
+def _():
+    cfg = TPAConfig(d_model=1600, n_heads=78, d_head=64, q_rank=6, k_rank=2, v_rank=2)
+    return cfg.kv_cache_elements_per_token()
+
+
+@exercise("11.2", "How many attention parameters (no biases) does one TPA-KVonly layer of the TPA "
+          "paper's medium model have: d_model = 1024, 29 heads of dim 64, R_k = R_v = 2, a "
+          "standard query projection?",
+          hint="The K and V factors cost d_model (R_k + R_v)(H + D); W_q and W_o cost "
+          "d_model H D each.")
+def _():
+    cfg = TPAConfig(d_model=1024, n_heads=29, d_head=64, q_rank=None, k_rank=2, v_rank=2)
+    return cfg.param_count()
+
+
+@exercise("11.3", "Scale the input x of a TPA layer with contextual head factors by alpha. Its "
+          "pre-softmax logits q_i . k_i scale by alpha**p. What is p? (Measure it: build a "
+          "float64 layer, compute q and k with layer.factors and layer.combine.) Answer an "
+          "integer.",
+          hint="a(x) and b(x) are each linear in x, a query is a product of the two, and a "
+          "logit is a product of a query and a key.")
+def _():
+    with torch.random.fork_rng():  # leave the reader's random state alone
+        torch.manual_seed(0)
+        layer = build_attention(TPAConfig(d_model=32, n_heads=4, q_rank=2, k_rank=2, v_rank=2,
+                                          rope=False)).double()
+        x = torch.randn(1, 6, 32, dtype=torch.float64)
+
+    def logits(x):
+        q = layer.combine(*layer.factors(x, "q", None))
+        k = layer.combine(*layer.factors(x, "k", None))
+        return torch.einsum("bthd,bshd->bhts", q, k)
+
+    alpha = 3.0
+    ratio = logits(alpha * x).norm() / logits(x).norm()
+    return round(math.log(ratio.item()) / math.log(alpha))
+
+
+@exercise("11.4", "At GPT-2 small (d_model = 768, 12 heads of dim 64), TPA with ranks (6, 2, 2) "
+          "caches some number of elements per token and layer. A Tucker layer with separate key "
+          "and value latents of equal size r_k = r_v caches r_k + r_v. Which r_k gives the same "
+          "cache as that TPA layer?",
+          hint="TPA: (R_k + R_v)(H + D). Tucker: 2 r_k.")
+def _():
+    return TPAConfig(d_model=768, n_heads=12, q_rank=6, k_rank=2, v_rank=2).kv_cache_elements_per_token() // 2
