@@ -92,6 +92,11 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         raise ValueError(f"attend: KV heads G={k.shape[2]} must divide query heads H={H}")
     if causal and T > k.shape[1]:
         raise ValueError(f"attend: causal attention needs T <= S; got T={T}, S={k.shape[1]}")
+    if k.shape[2] == 1 and H > 1 and (T == 1 or not causal):
+        # Multi-query attention with no mask to respect: fold the heads into the query
+        # axis, so every backend sees one K/V head and none copies it per query head.
+        y = attend(q.reshape(B, T * H, 1, E), k, v, scale=scale, causal=False, impl=impl)
+        return y.view(B, T, H, v.shape[-1])
     if impl == "auto":
         impl = "flash" if flash_available(q, v) else "sdpa"
     if impl == "flash":
