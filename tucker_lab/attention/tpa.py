@@ -129,6 +129,10 @@ class TPAttention(AttentionModule):
             q = q if cfg.kv_only else self.combine(*q)
             y = attend(q, self.combine(a_k, b_k), self.combine(a_v, b_v), scale=cfg.softmax_scale,
                        causal=cfg.causal, impl=self.impl)
+        elif self.impl == "triton" and T == 1:  # FlashTPA-style decode kernel
+            from ..kernels import tpa_decode
+            q1 = q[:, 0] if cfg.kv_only else (q[0] if q[0].ndim == 2 else q[0][:, 0], q[1][:, 0])
+            y = tpa_decode(q1, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale)[:, None]
         else:
             y = factored_attention(q, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale, causal=cfg.causal)
         return self.w_o(y.reshape(B, T, H * D))
