@@ -3,7 +3,10 @@
 Each attention family caches exactly what its math needs (``cfg.cache_shapes()``):
 GQA k, v (G, D); MLA c_kv (R_kv) and the rotated k_rope (D_rope); TPA a_k, b_k,
 a_v, b_v; Tucker the key and value latents (r_k, r_v), or one latent when shared.
-Buffers are sequence-major, (B, S_max, *shape), and written in place.
+All factors of a layer share one sequence-major buffer (B, S_max, N), N the
+numbers per token; each factor is a view (B, S_max, *shape) of its slice, so a
+factor sequence that is read as one key (MLA's [c_kv, k_rope]) is already one
+tensor, ``packed()``, and needs no copy per decoding step.
 
 See: book/09_decoding.
 """
@@ -24,7 +27,7 @@ class FactorCache:
         shapes: per-token shape of each factor, e.g. ``cfg.cache_shapes()``.
         batch_size: B.
         max_seq_len: S_max, the most tokens the cache can hold.
-        dtype, device: of the buffers (the layer must compute in the same dtype).
+        dtype, device: of the buffer (the layer must compute in the same dtype).
     """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], batch_size: int, max_seq_len: int, *,
@@ -33,18 +36,27 @@ class FactorCache:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"FactorCache.{name} must be an integer >= 1; got {v!r}")
         self.shapes = {n: tuple(s) for n, s in shapes.items()}
-        self.buffers = {n: torch.zeros(batch_size, max_seq_len, *s, dtype=dtype, device=device)
-                        for n, s in self.shapes.items()}
+        sizes = [math.prod(s) for s in self.shapes.values()]
+        self.data = torch.zeros(batch_size, max_seq_len, sum(sizes), dtype=dtype, device=device)
         self.batch_size, self.max_seq_len = batch_size, max_seq_len
         self.seq_len = 0  # tokens written so far; the next write must start here
+        self._bind()
+
+    def _bind(self) -> None:
+        """(Re)create the named views into ``data``, in the order of ``shapes``."""
+        self.buffers, off = {}, 0
+        for name, shape in self.shapes.items():
+            n = math.prod(shape)
+            self.buffers[name] = self.data[..., off:off + n].unflatten(-1, shape)  # (B, S_max, *shape)
+            off += n
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(iter(self.buffers.values())).dtype
+        return self.data.dtype
 
     @property
     def device(self) -> torch.device:
-        return next(iter(self.buffers.values())).device
+        return self.data.device
 
     def check(self, shapes: dict[str, tuple[int, ...]], x: Tensor, start_pos: int, T: int) -> None:
         """Raise a clear error unless a layer with ``shapes`` may write T tokens of x
@@ -66,7 +78,8 @@ class FactorCache:
 
     def update(self, start_pos: int, **factors: Tensor) -> dict[str, Tensor]:
         """Write factors (B, T, *shape) at positions start_pos..start_pos+T-1 and return
-        views of every buffer up to the new fill level, (B, start_pos + T, *shape)."""
+        views of every factor up to the new fill level, (B, start_pos + T, *shape).
+        Values are stored without autograd history: train without a cache."""
         if set(factors) != set(self.buffers):
             raise ValueError(f"update needs exactly the factors {sorted(self.buffers)}; got {sorted(factors)}")
         T = next(iter(factors.values())).shape[1]
@@ -75,9 +88,14 @@ class FactorCache:
             expected = (self.batch_size, T, *self.shapes[name])
             if tuple(f.shape) != expected:
                 raise ValueError(f"factor {name!r} must have shape {expected}; got {tuple(f.shape)}")
-            self.buffers[name][:, start_pos:end] = f
+            with torch.no_grad():  # a cache is for inference: it stores values, not a graph
+                self.buffers[name][:, start_pos:end] = f
         self.seq_len = end
         return {n: b[:, :end] for n, b in self.buffers.items()}
+
+    def packed(self) -> Tensor:
+        """All factors of the tokens held, side by side: (B, seq_len, N)."""
+        return self.data[:, :self.seq_len]
 
     def reset(self) -> None:
         """Forget the contents (buffers stay allocated)."""
@@ -85,14 +103,14 @@ class FactorCache:
 
     def nbytes(self) -> int:
         """Bytes of the tokens held: B * seq_len * (bytes per token of all factors)."""
-        per_token = sum(math.prod(s) for s in self.shapes.values())
-        return self.batch_size * self.seq_len * per_token * torch.empty((), dtype=self.dtype).element_size()
+        return self.packed().numel() * self.data.element_size()
 
     def allocated_bytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers.values())
+        return self.data.numel() * self.data.element_size()
 
     def to(self, device=None, dtype=None) -> "FactorCache":
-        self.buffers = {n: b.to(device=device, dtype=dtype) for n, b in self.buffers.items()}
+        self.data = self.data.to(device=device, dtype=dtype)
+        self._bind()
         return self
 
     def __repr__(self) -> str:

@@ -93,9 +93,11 @@ class MLAttention(AttentionModule):
         pos = positions(start_pos, T, x.device)
         q_nope, q_rope = self._queries(x, pos)
         c_kv, k_rope = self._keys(x, pos)
+        packed = None
         if cache is not None:
             f = cache.update(start_pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
             c_kv, k_rope = f["c_kv"], f.get("k_rope")  # (B, S, R_kv), (B, S, D_rope)
+            packed = cache.packed()  # [c_kv, k_rope] side by side: the absorbed key, no copy
         S = c_kv.shape[1]
         if self.algebra(cache) == "naive":  # per-head keys and values, up-projected for all S
             k = self.w_uk(c_kv).view(B, S, H, D)
@@ -107,10 +109,10 @@ class MLAttention(AttentionModule):
             y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
         else:
             key_pos = positions(start_pos + T - S, S, x.device)  # the cache starts at 0
-            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos)
+            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed)
         return self.w_o(y.reshape(B, T, H * Dv))
 
-    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos) -> Tensor:
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None) -> Tensor:
         """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
         cfg = self.cfg
         H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
@@ -122,7 +124,7 @@ class MLAttention(AttentionModule):
             k_lat = apply_rope(c_kv, key_pos, base=cfg.rope_base)
         if k_rope is not None:
             q_lat = torch.cat((q_lat, q_rope), -1)  # (B, T, H, R_kv + D_rope)
-            k_lat = torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
+            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
         y_lat = attend(q_lat, k_lat[:, :, None], c_kv[:, :, None], scale=cfg.softmax_scale,
                        causal=cfg.causal, impl=self.impl)  # (B, T, H, R_kv): one K/V stream
         return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
