@@ -423,7 +423,10 @@ class TPAConfig(AttentionConfig):
                              "layer has no fixed weight tensors; use contextual_a=False")
         C, H, D = self.C, self.H, self.D
         rq = min(C, H * D) if self.kv_only else min(C, self.q_rank * D, H * D)
-        qk = (H, rq, min(C, self.k_rank * D, H * D))
+        # with constant factors every head's W_qk[i] mixes the R_q R_k fixed matrices
+        # Wb_q[r] Wb_k[u]^T, so the head mode has rank <= R_q R_k (KV-only: W_q[i] is free)
+        rh = H if self.kv_only else min(H, self.q_rank * self.k_rank)
+        qk = (rh, rq, min(C, self.k_rank * D, H * D))
         vo = (H, min(C, H * D), min(C, self.v_rank * D, H * D))
         return {"qk": _generic_ranks(qk), "vo": _generic_ranks(vo)}
 
