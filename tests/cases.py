@@ -23,6 +23,7 @@ CASES = {
     "tpa": tkl.TPAConfig(d_model=24, n_heads=4, q_rank=3, k_rank=2, v_rank=2),
     "tpa-kvonly": tkl.TPAConfig(d_model=24, n_heads=4, q_rank=None, k_rank=1, v_rank=3),
     "tpa-const-a": tkl.TPAConfig(d_model=24, n_heads=4, q_rank=3, k_rank=2, v_rank=2, contextual_a=False),
+    "tpa-const-a-lowrank": tkl.TPAConfig(d_model=32, n_heads=8, q_rank=2, k_rank=1, v_rank=2, contextual_a=False),
     "tpa-norope": tkl.TPAConfig(d_model=21, n_heads=3, q_rank=2, k_rank=2, v_rank=1, rope=False),
     # Tucker
     "tucker": tkl.TuckerConfig(d_model=24, n_heads=4, ranks_qk=(2, 8, 6), ranks_vo=(3, 5, 4)),

@@ -66,6 +66,8 @@ def check_tucker_point(layer):
     x = x_for(layer)
     t = tkl.to_tucker(layer)
     assert isinstance(t, tkl.TuckerAttention)
+    # the Tucker form caches exactly what the layer caches
+    assert t.cfg.kv_cache_elements_per_token() == layer.cfg.kv_cache_elements_per_token()
     e = err(t(x), layer(x))
     assert e <= TOL
     if not (isinstance(layer, tkl.TPAttention) and layer.cfg.contextual_a):
@@ -91,11 +93,11 @@ def test_mla_is_a_tucker_point(kw, mode):
     layer = tkl.build_attention(cfg, mode="absorbed" if cfg.coupled_rope else mode).to(F64)
     t, _ = check_tucker_point(layer)
     assert t.cfg.ranks_qk == (cfg.H, cfg.q_rank or cfg.C, cfg.R_kv + cfg.D_rope)
-    assert t.cfg.ranks_vo == (cfg.H, cfg.C, cfg.R_kv)
+    assert t.cfg.ranks_vo == (cfg.H, cfg.C, cfg.R_kv + cfg.D_rope)  # zero columns for k_rope
     if cfg.rope:  # decoupled key -> trailing slice; coupled -> the paper's latent RoPE
         expected = ("latent", None) if cfg.coupled_rope else ("tail", cfg.D_rope)
         assert (t.cfg.rope_layout, t.cfg.rope_dim) == expected
-    assert t.cfg.shared_kv == (cfg.D_rope == 0)  # one cached latent, as MLA caches one
+    assert t.cfg.shared_kv  # one cached latent, as MLA caches one
 
 
 @pytest.mark.parametrize("name", ["mla", "mla-q", "mla-dv", "mla-norope"])

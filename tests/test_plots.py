@@ -27,3 +27,14 @@ def test_landscape_points():
 def test_spectra_are_normalized():
     ax = plots.plot_spectra([torch.tensor([4.0, 2.0, 1.0])], ["mode 1"])
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([1.0, 0.5, 0.25])
+
+
+def test_rope_plot_and_bench_plot():
+    axes = plots.plot_rope({"full": {"layout": "full"}, "tail": {"layout": "tail", "rope_dim": 8}}, n=32, max_offset=10)
+    score = axes[1].get_lines()[0].get_ydata()
+    assert score[0] == pytest.approx(1.0)  # offset 0: <1, 1> / n
+    doc = {"device": "cpu", "dtype": "float32", "results": [
+        {"variant": "MHA", "impl": "sdpa", "scope": "core", "batch": 1, "context": c, "median_ms": c / 100, "floor_ms": c / 1000}
+        for c in (16, 32)]}
+    ax = plots.plot_decode_bench(doc)
+    assert list(ax.get_lines()[0].get_ydata()) == [0.16, 0.32] and list(ax.get_lines()[1].get_ydata()) == [0.016, 0.032]

@@ -66,3 +66,18 @@ def test_odd_dims_and_unknown_layout_are_errors():
         apply_rope(torch.randn(1, 2, 7), 0)
     with pytest.raises(ValueError, match="layout must be"):
         apply_rope(torch.randn(1, 2, 8), 0, layout="diagonal")
+
+
+def test_rope_frequencies_match_the_rotation():
+    """Each dim's frequency is the angle it turns by per position."""
+    from tucker_lab.rope import rope_frequencies
+    for layout, rd in (("full", None), ("block", 4), ("tail", 6)):
+        f = rope_frequencies(12, layout=layout, rope_dim=rd)
+        x = torch.zeros(1, 2, 12, dtype=F64)
+        x[..., :] = 1.0
+        y = apply_rope(x, torch.tensor([0, 1]), layout=layout, rope_dim=rd)[0, 1]
+        # a pair (x1, x2) = (1, 1) turned by theta has x1' = cos - sin; unrotated dims stay 1
+        expected = torch.where(f > 0, torch.cos(f) - torch.sin(f), torch.ones_like(f))
+        half = {"full": [slice(0, 6)], "block": [slice(0, 2), slice(4, 6), slice(8, 10)], "tail": [slice(6, 9)]}[layout]
+        for sl in half:
+            torch.testing.assert_close(y[sl], expected[sl])

@@ -1,5 +1,6 @@
 """Widget panels, driven without a kernel: the rows they show are the configs' own accounting."""
 import pytest
+import torch
 
 import tucker_lab as tkl
 from tucker_lab import widgets
@@ -80,3 +81,23 @@ def test_special_case_panel_is_exact(variant, rope):
     assert p.result["max_abs_error"] < 1e-10
     assert p.result["rope_layout"] == ("none" if not rope else
                                        {"MLA (decoupled RoPE)": "tail", "MLA (coupled RoPE)": "latent"}.get(variant, "block"))
+
+
+def test_rope_panel_frequencies():
+    from tucker_lab.rope import rope_frequencies
+    p = widgets.rope_panel(show=False)
+    knob(p, "layout").value, knob(p, "n").value, knob(p, "rope_dim").value = "tail", 64, 16
+    f = p.result
+    assert torch.equal(f, rope_frequencies(64, layout="tail", rope_dim=16))
+    assert (f[:48] == 0).all() and (f[48:] > 0).all()
+    knob(p, "layout").value, knob(p, "rope_dim").value = "block", 24
+    assert "must divide n=64" in p.result
+
+
+def test_bench_panel_selects_rows():
+    doc = {"device": "cpu", "dtype": "float32", "results": [
+        {"variant": v, "impl": "sdpa", "scope": s, "batch": b, "context": c, "median_ms": 1.0, "floor_ms": 0.5}
+        for v in ("MHA", "Tucker") for s in ("core", "layer") for b in (1, 8) for c in (16, 32)]}
+    p = widgets.bench_panel(doc, show=False)
+    knob(p, "scope").value, knob(p, "batch").value = "layer", 8
+    assert len(p.result) == 4 and all(r["scope"] == "layer" and r["batch"] == 8 for r in p.result)

@@ -21,7 +21,9 @@ from .attention import (AttentionModule, GQAAttention, MLAttention, TPAttention,
 from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
                      make_config, standard_configs)
 from .convert import attention_tensors, to_tpa, to_tucker
+from .cache import FactorCache
 from .functional import attend
+from .models import LMConfig, TinyLM, generate
 from .rope import apply_rope
 from . import accounting, exercises, plots, reference, tensor, widgets
 
@@ -32,5 +34,5 @@ __all__ = [
     "make_config", "standard_configs", "build_attention", "VARIANTS", "AttentionModule",
     "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
-    "tensor", "widgets",
+    "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
 ]

@@ -355,6 +355,8 @@ class TPAConfig(AttentionConfig):
         contextual_a: head factors A computed from x (True, the paper's TPA) or
             learned constants (the "non-contextual A" variant, sec. 2.5), under
             which MHA, MQA and GQA are exact special cases (sec. 4).
+    Modes: "naive" forms per-head q, k, v and calls ``attend``; "factored" computes
+    logits and values from the factors (App. A; FlashTPA decoding, sec. 5).
 
     See: book/11_tpa_vs_tucker.
     """
@@ -365,6 +367,7 @@ class TPAConfig(AttentionConfig):
     contextual_a: bool = True
 
     variant: ClassVar[str] = "tpa"
+    modes: ClassVar[tuple[str, ...]] = ("naive", "factored")
 
     @property
     def kv_only(self) -> bool:
@@ -395,12 +398,24 @@ class TPAConfig(AttentionConfig):
         return shapes
 
     def flops_breakdown(self, context, mode=None):
-        self._mode(mode)
-        C, H, D = self.C, self.H, self.D
+        mode = self._mode(mode)
+        C, H, D, S = self.C, self.H, self.D, context
+        Rk, Rv = self.k_rank, self.v_rank
         R = sum(self._ranks())
         proj = C * R * D + (C * R * H if self.contextual_a else 0) + (C * H * D if self.kv_only else 0)
-        return {"factors": 2 * proj, "materialize_qkv": 2 * R * H * D,
-                "attention": 2 * H * context * (D + D), "output": 2 * H * D * C}
+        out = {"factors": 2 * proj}
+        if mode == "naive":
+            out["materialize_qkv"] = 2 * R * H * D
+            out["attention"] = 2 * H * S * (D + D)
+        else:  # App. A: logits and values straight from the factors
+            if self.kv_only:
+                out["query_key"] = 2 * H * S * Rk * D
+            else:
+                out["query_key"] = 2 * (S * self.q_rank * Rk * D + H * S * self.q_rank * Rk)
+            out["key_heads"] = 2 * H * S * Rk
+            out["values"] = 2 * H * S * Rv * (1 + D)
+        out["output"] = 2 * H * D * C
+        return out
 
     def max_ranks(self):
         if self.contextual_a:
@@ -408,7 +423,10 @@ class TPAConfig(AttentionConfig):
                              "layer has no fixed weight tensors; use contextual_a=False")
         C, H, D = self.C, self.H, self.D
         rq = min(C, H * D) if self.kv_only else min(C, self.q_rank * D, H * D)
-        qk = (H, rq, min(C, self.k_rank * D, H * D))
+        # with constant factors every head's W_qk[i] mixes the R_q R_k fixed matrices
+        # Wb_q[r] Wb_k[u]^T, so the head mode has rank <= R_q R_k (KV-only: W_q[i] is free)
+        rh = H if self.kv_only else min(H, self.q_rank * self.k_rank)
+        qk = (rh, rq, min(C, self.k_rank * D, H * D))
         vo = (H, min(C, H * D), min(C, self.v_rank * D, H * D))
         return {"qk": _generic_ranks(qk), "vo": _generic_ranks(vo)}
 

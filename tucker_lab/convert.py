@@ -81,16 +81,18 @@ def _parts_mla(layer: MLAttention) -> dict:
     else:
         U_q, d_q, W_uq = torch.eye(C, dtype=W_dkv.dtype, device=W_dkv.device), C, up(layer.w_q, D, C)
     T_qk = W_uq @ up(layer.w_uk, D, R).transpose(1, 2)  # absorbed: W_uq_i W_uk_i^T (H, d_q, R)
-    U_k, layout = W_dkv, "latent"
-    if dr:  # the decoupled key is the trailing slice of the key latent [c_kv, k_rope]
-        T_qk = torch.cat((T_qk, up(layer.w_qr, dr, d_q)), -1)
-        U_k, layout = torch.cat((W_dkv, layer.w_kr.weight.T), 1), "tail"
-    _check_latent("kv_rank + rope_dim", U_k.shape[1], C)
     W_o = layer.w_o.weight.view(C, H, Dv).permute(1, 0, 2)  # W_o[i]^T: (H, C, D_v)
     T_vo = W_o @ up(layer.w_uv, Dv, R).transpose(1, 2)  # W_o[i]^T W_uv_i^T (H, C, R)
+    U_k, layout = W_dkv, "latent"
+    if dr:  # ONE latent [c_kv, k_rope], as MLA caches: the decoupled key is its rotated
+        # trailing slice, and the values read it through zero columns of the output core
+        T_qk = torch.cat((T_qk, up(layer.w_qr, dr, d_q)), -1)
+        T_vo = torch.cat((T_vo, T_vo.new_zeros(H, C, dr)), -1)
+        U_k, layout = torch.cat((W_dkv, layer.w_kr.weight.T), 1), "tail"
+    _check_latent("kv_rank + rope_dim", U_k.shape[1], C)
     I = torch.eye(C, dtype=W_dkv.dtype, device=W_dkv.device)
-    return dict(U_q=U_q, T_qk=T_qk, U_k=U_k, U_v=W_dkv, T_vo=T_vo, U_o=I, rope_layout=layout,
-                rope_dim=dr or None, shared_kv=not dr)
+    return dict(U_q=U_q, T_qk=T_qk, U_k=U_k, U_v=U_k, T_vo=T_vo, U_o=I, rope_layout=layout,
+                rope_dim=dr or None, shared_kv=True)
 
 
 def _parts_tpa(layer: TPAttention) -> dict:
@@ -117,7 +119,9 @@ def to_tucker(layer: AttentionModule) -> TuckerAttention:
     non-contextual TPA or Tucker layer: same outputs for every input.
 
     Ranks: (H, C or R_q, key latent) and (H, C, value latent), the maxima of
-    papers.md 1.4. RoPE becomes latent RoPE with the matching layout.
+    papers.md 1.4 (MLA with a decoupled key: one shared latent [c_kv, k_rope], so
+    the Tucker layer caches exactly what MLA caches). RoPE becomes latent RoPE
+    with the matching layout.
     """
     if isinstance(layer, TuckerAttention):
         t = TuckerAttention(layer.cfg, impl=layer.impl)

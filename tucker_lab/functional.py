@@ -17,7 +17,7 @@ from torch import Tensor
 
 __all__ = ["attend", "causal_mask", "flash_available", "IMPLS"]
 
-IMPLS = ("auto", "flash", "sdpa", "einsum")
+IMPLS = ("auto", "flash", "sdpa", "einsum", "triton")
 
 
 @lru_cache(maxsize=None)
@@ -80,7 +80,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         v: (B, S, G, F) values.
         scale: softmax scale.
         causal: mask keys after each query (queries are the last T positions).
-        impl: "auto" (flash -> SDPA), "flash", "sdpa" or "einsum".
+        impl: "auto" (flash -> SDPA), "flash", "sdpa", "einsum", or "triton" (the
+            latent decode kernel for one-token multi-query steps, SDPA otherwise).
     Returns:
         (B, T, H, F).
     """
@@ -92,6 +93,16 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         raise ValueError(f"attend: KV heads G={k.shape[2]} must divide query heads H={H}")
     if causal and T > k.shape[1]:
         raise ValueError(f"attend: causal attention needs T <= S; got T={T}, S={k.shape[1]}")
+    if impl == "triton":
+        if k.shape[2] == 1 and T == 1:  # a decode step over one latent K/V stream
+            from .kernels import latent_mqa_decode
+            return latent_mqa_decode(q[:, 0], k[:, :, 0], v[:, :, 0], scale=scale)[:, None]
+        impl = "sdpa"
+    if k.shape[2] == 1 and H > 1 and (T == 1 or not causal):
+        # Multi-query attention with no mask to respect: fold the heads into the query
+        # axis, so every backend sees one K/V head and none copies it per query head.
+        y = attend(q.reshape(B, T * H, 1, E), k, v, scale=scale, causal=False, impl=impl)
+        return y.view(B, T, H, v.shape[-1])
     if impl == "auto":
         impl = "flash" if flash_available(q, v) else "sdpa"
     if impl == "flash":

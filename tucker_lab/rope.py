@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rope_angles", "rotate", "apply_rope", "positions"]
+__all__ = ["rope_angles", "rotate", "apply_rope", "positions", "rope_frequencies"]
 
 
 def positions(start_pos: int, length: int, device=None) -> Tensor:
@@ -79,4 +79,20 @@ def apply_rope(x: Tensor, pos: Tensor | int, *, base: float = 10000.0, layout: s
     if layout == "tail":
         keep, rot = x.split((n - rope_dim, rope_dim), dim=-1)
         return torch.cat((keep, rotate(rot, rope_angles(pos, rope_dim, base, dt))), dim=-1)
+    raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")
+
+
+def rope_frequencies(n: int, *, base: float = 10000.0, layout: str = "full",
+                     rope_dim: int | None = None) -> Tensor:
+    """Angular frequency (radians per position) of each of n dims under a layout:
+    theta_j for both dims of pair j of each rotated block, 0 for unrotated dims. (n,)"""
+    def block(m):
+        theta = base ** (-torch.arange(0, m, 2, dtype=torch.float64) / m)
+        return torch.cat((theta, theta))  # dims j and j + m/2 turn together
+    if layout == "full":
+        return block(n)
+    if layout == "block":
+        return block(rope_dim).repeat(n // rope_dim)
+    if layout == "tail":
+        return torch.cat((torch.zeros(n - rope_dim, dtype=torch.float64), block(rope_dim)))
     raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")

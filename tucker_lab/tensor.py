@@ -1,8 +1,10 @@
 """Tensor algebra on torch tensors, backed by tensorly's pytorch backend.
 
-Conventions follow Kolda & Bader (2009), as the Tucker paper does: the mode-n
-unfolding has the mode-n fibres as columns, and the mode-n product
+The mode-n product follows Kolda & Bader (2009), as the Tucker paper does:
 (X x_n M)[..., j, ...] = sum_i X[..., i, ...] M[j, i] for M of shape (J, I_n).
+The mode-n unfolding has the mode-n fibres as columns, in tensorly's row-major
+column order (the last remaining index varies fastest; Kolda & Bader let the
+first vary fastest). The order changes no rank, singular value or product.
 Modes are 0-based here (the paper's x_1 is mode 0).
 
 See: book/04_tensors, book/05_attention_tensor.

@@ -7,7 +7,8 @@ In the static HTML the first view is embedded; the chapters add a static
 figure of the same landscape for readers without a kernel.
 
 See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
-05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 11 (tpa_panel).
+05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 08 (rope_panel),
+10 (bench_panel), 11 (tpa_panel).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
                      standard_configs)
 
 __all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
-           "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel"]
+           "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel", "rope_panel", "bench_panel"]
 
 # name -> (d_model, n_heads, n_layers), public model shapes
 MODEL_SIZES = {
@@ -233,3 +234,54 @@ def special_case_panel(show: bool = True) -> W.interactive:
                          d_model=W.SelectionSlider(options=[16, 24, 32, 48, 64], value=32),
                          n_heads=W.SelectionSlider(options=[2, 4, 8], value=4),
                          rope=W.Checkbox(value=True))
+
+
+def rope_panel(show: bool = True) -> W.interactive:
+    """Latent size, RoPE layout, block/slice size and base -> the frequency of every
+    dim and the logit-vs-offset curve (ch. 8). ``panel.result``: the frequencies (n,)."""
+    from .rope import rope_frequencies
+
+    def update(layout, n, rope_dim, log10_base):
+        kw = {"layout": layout, "base": 10.0 ** log10_base}
+        if layout != "full":
+            kw["rope_dim"] = rope_dim
+        try:
+            if layout == "block" and n % rope_dim:
+                raise ValueError(f"rope_dim={rope_dim} must divide n={n} for the block layout")
+            if layout == "tail" and rope_dim > n:
+                raise ValueError(f"rope_dim={rope_dim} must be at most n={n} for the tail layout")
+            freq = rope_frequencies(n, **kw)
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+        if show:
+            import matplotlib.pyplot as plt
+            from .plots import plot_rope
+            plot_rope({layout: kw}, n=n)
+            plt.show()
+        return freq
+
+    return W.interactive(update, layout=W.Dropdown(options=["full", "block", "tail"], value="full"),
+                         n=W.IntSlider(value=64, min=8, max=256, step=8),
+                         rope_dim=W.IntSlider(value=16, min=2, max=128, step=2),
+                         log10_base=W.FloatSlider(value=4.0, min=2.0, max=6.0, step=0.5, description="log10 base"))
+
+
+def bench_panel(doc: dict, show: bool = True) -> W.interactive:
+    """A decode benchmark JSON -> its time-vs-context plot for a chosen scope and batch
+    (ch. 10). ``panel.result``: the plotted rows."""
+    scopes = sorted({r["scope"] for r in doc["results"]})
+    batches = sorted({r["batch"] for r in doc["results"]})
+
+    def update(scope, batch):
+        rows = [r for r in doc["results"] if r["scope"] == scope and r["batch"] == batch]
+        if show:
+            import matplotlib.pyplot as plt
+            from .plots import plot_decode_bench
+            plot_decode_bench(doc, scope=scope, batch=batch)
+            plt.show()
+        return rows
+
+    return W.interactive(update, scope=W.Dropdown(options=scopes, value=scopes[0]),
+                         batch=W.Dropdown(options=batches, value=batches[0]))

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..cache import FactorCache
 from ..config import AttentionConfig
 from ..functional import IMPLS
 
@@ -34,7 +35,12 @@ class AttentionModule(nn.Module):
     Args:
         cfg: the family's config.
         impl: attention kernel, one of ``functional.IMPLS``.
-        mode: algebra, one of ``cfg.modes`` (e.g. MLA "naive" or "absorbed").
+        mode: algebra, "auto" or one of ``cfg.modes`` (MLA "naive" | "absorbed",
+            TPA "naive" | "factored").
+
+    Call it as ``layer(x)`` for a whole sequence, or with a cache from
+    ``layer.new_cache(B, S_max)`` as ``layer(x, cache=cache, start_pos=t)`` for
+    prefill, one-token decoding and multi-token chunks.
     """
 
     config_class: ClassVar[type[AttentionConfig]]
@@ -48,7 +54,35 @@ class AttentionModule(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
         self.cfg = cfg
         self.impl = impl
-        self.mode = cfg._mode(mode)
+        # "auto": the training algebra without a cache, the decoding algebra with one
+        self.mode = "auto" if mode in (None, "auto") else cfg._mode(mode)
+
+    def algebra(self, cache: FactorCache | None) -> str:
+        """The algebra this call uses: ``mode``, or for "auto" cfg.modes[0] without a
+        cache (training form) and cfg.modes[-1] with one (decoding form)."""
+        if self.mode != "auto":
+            return self.mode
+        return self.cfg.modes[-1] if cache is not None else self.cfg.modes[0]
+
+    def new_cache(self, batch_size: int, max_seq_len: int, *, dtype: torch.dtype | None = None,
+                  device: torch.device | str | None = None) -> FactorCache:
+        """A preallocated cache of this layer's factors (``cfg.cache_shapes()``), by default
+        in the dtype and on the device of the layer's parameters."""
+        p = next(self.parameters())
+        return FactorCache(self.cfg.cache_shapes(), batch_size, max_seq_len,
+                           dtype=dtype or p.dtype, device=device or p.device)
+
+    def begin(self, x: Tensor, cache: FactorCache | None, start_pos: int | None) -> int:
+        """Validate a call: x (B, T, C), the cache, the start position; return the start
+        position (default: where the cache ends, or 0)."""
+        _, T = self.check_input(x)
+        if start_pos is None:
+            start_pos = cache.seq_len if cache is not None else 0
+        if not isinstance(start_pos, int) or isinstance(start_pos, bool) or start_pos < 0:
+            raise ValueError(f"{type(self).__name__}: start_pos must be an integer >= 0; got {start_pos!r}")
+        if cache is not None:
+            cache.check(self.cfg.cache_shapes(), x, start_pos, T)
+        return start_pos
 
     def check_input(self, x: Tensor) -> tuple[int, int]:
         """Validate x (B, T, C) against the config and the parameters; return (B, T)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..cache import FactorCache
 from ..config import MHAConfig
 from ..functional import attend
 from ..rope import apply_rope, positions
@@ -34,10 +35,12 @@ class GQAAttention(AttentionModule):
         self.w_v = linear(C, G * D)
         self.w_o = linear(H * D, C)
 
-    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
-        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+    def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C); with a cache, keys and
+        values of all earlier positions come from it (it stores k, v: (G, D) per token)."""
         cfg = self.cfg
-        B, T = self.check_input(x)
+        start_pos = self.begin(x, cache, start_pos)
+        B, T, _ = x.shape
         H, G, D = cfg.H, cfg.G, cfg.D
         q = self.w_q(x).view(B, T, H, D)
         k = self.w_k(x).view(B, T, G, D)
@@ -45,7 +48,10 @@ class GQAAttention(AttentionModule):
         if cfg.rope:
             pos = positions(start_pos, T, x.device)
             q = apply_rope(q, pos, base=cfg.rope_base)
-            k = apply_rope(k, pos, base=cfg.rope_base)
+            k = apply_rope(k, pos, base=cfg.rope_base)  # cached rotated
+        if cache is not None:
+            kv = cache.update(start_pos, k=k, v=v)
+            k, v = kv["k"], kv["v"]  # (B, S, G, D)
         y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)  # (B, T, H, D)
         return self.w_o(y.reshape(B, T, H * D))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..cache import FactorCache
 from ..config import MLAConfig
 from ..functional import attend
 from ..rope import apply_rope, positions
@@ -82,42 +83,50 @@ class MLAttention(AttentionModule):
             return c_kv, None
         return c_kv, apply_rope(self.w_kr(x), pos, base=self.cfg.rope_base)
 
-    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
-        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+    def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores c_kv (R_kv)
+        and the rotated k_rope (D_rope) per token, never per-head keys or values."""
         cfg = self.cfg
-        B, T = self.check_input(x)
-        H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
+        start_pos = self.begin(x, cache, start_pos)
+        B, T, _ = x.shape
+        H, D, Dv = cfg.H, cfg.D, cfg.D_v
         pos = positions(start_pos, T, x.device)
         q_nope, q_rope = self._queries(x, pos)
         c_kv, k_rope = self._keys(x, pos)
-        if self.mode == "naive":
-            k = self.w_uk(c_kv).view(B, T, H, D)
-            v = self.w_uv(c_kv).view(B, T, H, Dv)
+        packed = None
+        if cache is not None:
+            f = cache.update(start_pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
+            c_kv, k_rope = f["c_kv"], f.get("k_rope")  # (B, S, R_kv), (B, S, D_rope)
+            packed = cache.packed()  # [c_kv, k_rope] side by side: the absorbed key, no copy
+        S = c_kv.shape[1]
+        if self.algebra(cache) == "naive":  # per-head keys and values, up-projected for all S
+            k = self.w_uk(c_kv).view(B, S, H, D)
+            v = self.w_uv(c_kv).view(B, S, H, Dv)
+            q = q_nope
             if k_rope is not None:
                 q = torch.cat((q_nope, q_rope), -1)  # (B, T, H, D + D_rope)
-                k = torch.cat((k, k_rope[:, :, None].expand(B, T, H, cfg.D_rope)), -1)
-            else:
-                q = q_nope
+                k = torch.cat((k, k_rope[:, :, None].expand(B, S, H, cfg.D_rope)), -1)
             y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
         else:
-            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos)
+            key_pos = positions(start_pos + T - S, S, x.device)  # the cache starts at 0
+            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed)
         return self.w_o(y.reshape(B, T, H * Dv))
 
-    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos) -> Tensor:
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None) -> Tensor:
         """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
         cfg = self.cfg
         H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
         q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
         k_lat = c_kv
-        if cfg.coupled_rope:  # RoPE over the latent; values stay unrotated
+        if cfg.coupled_rope:  # RoPE over the latent: keys rotate on the fly, values stay unrotated
             q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
-            k_lat = apply_rope(c_kv, pos, base=cfg.rope_base)
+            k_lat = apply_rope(c_kv, key_pos, base=cfg.rope_base)
         if k_rope is not None:
             q_lat = torch.cat((q_lat, q_rope), -1)  # (B, T, H, R_kv + D_rope)
-            k_lat = torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
+            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
         y_lat = attend(q_lat, k_lat[:, :, None], c_kv[:, :, None], scale=cfg.softmax_scale,
-                       causal=cfg.causal, impl=self.impl)  # (B, T, H, R_kv)
+                       causal=cfg.causal, impl=self.impl)  # (B, T, H, R_kv): one K/V stream
         return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
 
     def head_projections(self):

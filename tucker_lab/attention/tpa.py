@@ -17,12 +17,48 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..cache import FactorCache
 from ..config import TPAConfig
-from ..functional import attend
+from ..functional import attend, causal_mask
 from ..rope import apply_rope, positions
 from .base import AttentionModule, linear
 
-__all__ = ["TPAttention"]
+__all__ = ["TPAttention", "factored_attention"]
+
+
+def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: float,
+                       causal: bool) -> Tensor:
+    """Attention computed from TPA factors without forming per-head keys or values
+    (TPA paper App. A, eqs. A.2-A.3; FlashTPA decoding, Algorithm 2, without tiling).
+
+    Args:
+        q: per-head queries (B, T, H, D) (KV-only), or the factors (a_q, b_q) with
+            a_q (B, T, R_q, H) or (R_q, H) and b_q (B, T, R_q, D).
+        a_k, a_v: (B, S, R, H), or (R, H) for constant head factors.
+        b_k, b_v: (B, S, R, D); b_k already rotated.
+    Returns:
+        (B, T, H, D).
+    Every product is a matmul, also at rank 1 (then an outer product).
+    """
+    S, R_k, R_v = b_k.shape[1], b_k.shape[2], b_v.shape[2]
+    a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # (B|1, S|1, R, H)
+    if isinstance(q, tuple):
+        a_q, b_q = q
+        a_q = a_q if a_q.ndim == 4 else a_q[None, None]
+        P = torch.einsum("btrd,bsud->btrsu", b_q, b_k)  # head-shared feature dots (B, T, R_q, S, R_k)
+        g = (a_q.transpose(-1, -2) @ P.flatten(3)).unflatten(-1, (S, R_k)) / b_q.shape[2]
+    else:
+        g = torch.einsum("bthd,bsud->bthsu", q, b_k)  # KV-only
+    # g (B, T, H, S, R_k): query i against each key factor; contract with the key head factors
+    logits = (g.permute(0, 3, 2, 1, 4) @ a_k.transpose(-1, -2)[..., None])[..., 0]  # (B, S, H, T)
+    logits = logits.permute(0, 2, 3, 1) * (scale / R_k)  # (B, H, T, S)
+    if causal:
+        T = logits.shape[2]
+        logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
+    p = torch.softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, -1)
+    # p[b,h,t,s] a_v[b,s,w,h]: a batched outer product, (B, S, H, T, R_v)
+    pa = p.to(b_v.dtype).permute(0, 3, 1, 2)[..., None] @ a_v.transpose(-1, -2)[..., None, :]
+    return torch.einsum("bshtw,bswd->bthd", pa, b_v) / R_v  # (B, T, H, D)
 
 
 class TPAttention(AttentionModule):
@@ -67,20 +103,38 @@ class TPAttention(AttentionModule):
         (eq. 3.1). A batched matmul, also at R = 1 where it is an outer product."""
         return (a.transpose(-1, -2) @ b) / b.shape[-2]
 
-    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
-        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+    def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the factors
+        a_k, b_k (rotated), a_v, b_v ((R, H) and (R, D) per token; b_k, b_v only with
+        constant head factors). "factored" never forms per-head keys or values."""
         cfg = self.cfg
-        B, T = self.check_input(x)
+        start_pos = self.begin(x, cache, start_pos)
+        B, T, _ = x.shape
         H, D = cfg.H, cfg.D
         pos = positions(start_pos, T, x.device) if cfg.rope else None
+        a_k, b_k = self.factors(x, "k", pos)
+        a_v, b_v = self.factors(x, "v", None)  # values carry no position
+        if cache is not None:
+            f = cache.update(start_pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}),
+                             b_k=b_k, b_v=b_v)
+            b_k, b_v = f["b_k"], f["b_v"]  # (B, S, R, D)
+            if cfg.contextual_a:
+                a_k, a_v = f["a_k"], f["a_v"]  # (B, S, R, H)
         if cfg.kv_only:
             q = self.w_q(x).view(B, T, H, D)
             q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
         else:
-            q = self.combine(*self.factors(x, "q", pos))
-        k = self.combine(*self.factors(x, "k", pos))
-        v = self.combine(*self.factors(x, "v", None))  # values carry no position
-        y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
+            q = self.factors(x, "q", pos)
+        if self.algebra(cache) == "naive":
+            q = q if cfg.kv_only else self.combine(*q)
+            y = attend(q, self.combine(a_k, b_k), self.combine(a_v, b_v), scale=cfg.softmax_scale,
+                       causal=cfg.causal, impl=self.impl)
+        elif self.impl == "triton" and T == 1:  # FlashTPA-style decode kernel
+            from ..kernels import tpa_decode
+            q1 = q[:, 0] if cfg.kv_only else (q[0] if q[0].ndim == 2 else q[0][:, 0], q[1][:, 0])
+            y = tpa_decode(q1, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale)[:, None]
+        else:
+            y = factored_attention(q, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale, causal=cfg.causal)
         return self.w_o(y.reshape(B, T, H * D))
 
     def head_projections(self):

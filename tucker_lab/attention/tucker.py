@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..cache import FactorCache
 from ..config import TuckerConfig
 from ..functional import attend
 from ..rope import apply_rope, positions
@@ -83,16 +84,30 @@ class TuckerAttention(AttentionModule):
         return apply_rope(t, pos, base=cfg.rope_base, layout=ROPE_LAYOUT[cfg.rope_layout],
                           rope_dim=cfg.rope_dim)
 
-    def forward(self, x: Tensor, *, start_pos: int = 0) -> Tensor:
-        """x (B, T, C) at positions start_pos.. -> (B, T, C)."""
+    def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
+        """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the rotated
+        key latent and the value latent (r_k + r_v per token), or with ``shared_kv`` the
+        one unrotated latent (r_k), whose keys are rotated as they are read."""
         cfg = self.cfg
-        self.check_input(x)
+        start_pos = self.begin(x, cache, start_pos)
+        T = x.shape[1]
         T_qk, T_vo = self.head_cores()
         q = torch.einsum("btq,hqk->bthk", x @ self.U_q, T_qk)  # (B, T, H, r_k)
-        k, v = self.latents(x)  # (B, S, r_k), (B, S, r_v)
+        k, v = self.latents(x)  # (B, T, r_k), (B, T, r_v)
+        pos = positions(start_pos, T, x.device)
         if cfg.rope:
-            pos = positions(start_pos, x.shape[1], x.device)
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            q = self.rope(q, pos)
+        if self.U_v is not None:  # separate latents: cache the key rotated, once
+            k = self.rope(k, pos) if cfg.rope else k
+            if cache is not None:
+                f = cache.update(start_pos, k_latent=k, v_latent=v)
+                k, v = f["k_latent"], f["v_latent"]  # (B, S, r_k), (B, S, r_v)
+        else:  # one latent: values read it unrotated, keys rotated by their positions
+            if cache is not None:
+                k = v = cache.update(start_pos, kv_latent=k)["kv_latent"]
+            if cfg.rope:
+                S = k.shape[1]
+                k = self.rope(k, positions(start_pos + T - S, S, x.device))
         # multi-query attention in the latent: one K/V stream for all heads
         y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale,
                    causal=cfg.causal, impl=self.impl)  # (B, T, H, r_v)

@@ -1,0 +1,38 @@
+"""The benchmark CLI writes complete JSON whose byte counts are the accounting's."""
+import json
+
+import pytest
+
+import tucker_lab as tkl
+from tucker_lab import bench
+
+
+@pytest.mark.parametrize("kind", ["decode", "prefill"])
+def test_bench_cli_writes_provenance_and_consistent_numbers(kind, tmp_path):
+    out = bench.main([kind, "--d-model", "64", "--n-heads", "4", "--contexts", "16,32", "--lengths", "8",
+                      "--batches", "1,2", "--variants", "MHA,MLA,TPA,Tucker", "--min-run-time", "0.001",
+                      "--out", str(tmp_path / "b.json")])
+    doc = json.loads(out.read_text())
+    for key in ("device", "torch", "triton", "commit", "date", "dtype", "copy_bandwidth_GBps"):
+        assert key in doc
+    cfgs = tkl.standard_configs(64, 4)
+    rows = doc["results"]
+    if kind == "decode":
+        assert len(rows) == 4 * 2 * 2 * 2  # variants x batches x contexts x scopes
+        for r in rows:
+            cache = r["batch"] * r["context"] * cfgs[r["variant"]].kv_cache_bytes_per_token(tkl.bench._DTYPES["fp32"])
+            assert r["cache_bytes"] == cache
+            assert r["bytes"] == cache if r["scope"] == "core" else r["bytes"] > cache
+            assert r["achieved_GBps"] == pytest.approx(r["bytes"] / (r["median_ms"] / 1e3) / 1e9)
+            assert r["floor_ms"] == pytest.approx(r["bytes"] / (doc["copy_bandwidth_GBps"] * 1e9) * 1e3)
+    else:
+        assert len(rows) == 4 * 2
+        r = rows[0]
+        cfg = cfgs[r["variant"]]
+        T = r["length"]
+        assert r["flops"] == r["batch"] * sum(cfg.flops_per_token(t) for t in range(1, T + 1)) + cfg.fixed_flops()
+
+
+def test_unknown_variant_is_rejected():
+    with pytest.raises(SystemExit, match="unknown variants"):
+        bench.main(["decode", "--variants", "Linformer"])

@@ -1,0 +1,118 @@
+"""FactorCache: a preallocated per-layer cache of named factors, never expanded.
+
+Each attention family caches exactly what its math needs (``cfg.cache_shapes()``):
+GQA k, v (G, D); MLA c_kv (R_kv) and the rotated k_rope (D_rope); TPA a_k, b_k,
+a_v, b_v; Tucker the key and value latents (r_k, r_v), or one latent when shared.
+All factors of a layer share one sequence-major buffer (B, S_max, N), N the
+numbers per token; each factor is a view (B, S_max, *shape) of its slice, so a
+factor sequence that is read as one key (MLA's [c_kv, k_rope]) is already one
+tensor, ``packed()``, and needs no copy per decoding step.
+
+See: book/09_decoding.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["FactorCache"]
+
+
+class FactorCache:
+    """Preallocated buffers ``name -> (B, S_max, *shape)`` plus a fill level.
+
+    Args:
+        shapes: per-token shape of each factor, e.g. ``cfg.cache_shapes()``.
+        batch_size: B.
+        max_seq_len: S_max, the most tokens the cache can hold.
+        dtype, device: of the buffer (the layer must compute in the same dtype).
+    """
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], batch_size: int, max_seq_len: int, *,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
+        for name, v in (("batch_size", batch_size), ("max_seq_len", max_seq_len)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"FactorCache.{name} must be an integer >= 1; got {v!r}")
+        self.shapes = {n: tuple(s) for n, s in shapes.items()}
+        sizes = [math.prod(s) for s in self.shapes.values()]
+        self.data = torch.zeros(batch_size, max_seq_len, sum(sizes), dtype=dtype, device=device)
+        self.batch_size, self.max_seq_len = batch_size, max_seq_len
+        self.seq_len = 0  # tokens written so far; the next write must start here
+        self._bind()
+
+    def _bind(self) -> None:
+        """(Re)create the named views into ``data``, in the order of ``shapes``."""
+        self.buffers, off = {}, 0
+        for name, shape in self.shapes.items():
+            n = math.prod(shape)
+            self.buffers[name] = self.data[..., off:off + n].unflatten(-1, shape)  # (B, S_max, *shape)
+            off += n
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def check(self, shapes: dict[str, tuple[int, ...]], x: Tensor, start_pos: int, T: int) -> None:
+        """Raise a clear error unless a layer with ``shapes`` may write T tokens of x
+        (B, T, C) at ``start_pos``."""
+        if shapes != self.shapes:
+            raise ValueError(f"this cache holds {self.shapes} but the layer caches {shapes}: "
+                             "make it with layer.new_cache(...)")
+        if x.shape[0] != self.batch_size:
+            raise ValueError(f"batch size {x.shape[0]} does not match the cache's batch_size={self.batch_size}")
+        if x.dtype != self.dtype or x.device != self.device:
+            raise ValueError(f"the layer computes in {x.dtype} on {x.device} but the cache is "
+                             f"{self.dtype} on {self.device}; make the cache with the layer's dtype/device")
+        if start_pos != self.seq_len:
+            raise ValueError(f"start_pos={start_pos} but the cache holds {self.seq_len} tokens: decoding "
+                             f"must continue at position {self.seq_len} (cache.reset() starts over)")
+        if start_pos + T > self.max_seq_len:
+            raise ValueError(f"decoding past the cache: positions {start_pos}..{start_pos + T - 1} but "
+                             f"max_seq_len={self.max_seq_len}")
+
+    def update(self, start_pos: int, **factors: Tensor) -> dict[str, Tensor]:
+        """Write factors (B, T, *shape) at positions start_pos..start_pos+T-1 and return
+        views of every factor up to the new fill level, (B, start_pos + T, *shape).
+        Values are stored without autograd history: train without a cache."""
+        if set(factors) != set(self.buffers):
+            raise ValueError(f"update needs exactly the factors {sorted(self.buffers)}; got {sorted(factors)}")
+        T = next(iter(factors.values())).shape[1]
+        end = start_pos + T
+        for name, f in factors.items():
+            expected = (self.batch_size, T, *self.shapes[name])
+            if tuple(f.shape) != expected:
+                raise ValueError(f"factor {name!r} must have shape {expected}; got {tuple(f.shape)}")
+            with torch.no_grad():  # a cache is for inference: it stores values, not a graph
+                self.buffers[name][:, start_pos:end] = f
+        self.seq_len = end
+        return {n: b[:, :end] for n, b in self.buffers.items()}
+
+    def packed(self) -> Tensor:
+        """All factors of the tokens held, side by side: (B, seq_len, N)."""
+        return self.data[:, :self.seq_len]
+
+    def reset(self) -> None:
+        """Forget the contents (buffers stay allocated)."""
+        self.seq_len = 0
+
+    def nbytes(self) -> int:
+        """Bytes of the tokens held: B * seq_len * (bytes per token of all factors)."""
+        return self.packed().numel() * self.data.element_size()
+
+    def allocated_bytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+    def to(self, device=None, dtype=None) -> "FactorCache":
+        self.data = self.data.to(device=device, dtype=dtype)
+        self._bind()
+        return self
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}={tuple(b.shape)}" for n, b in self.buffers.items())
+        return f"FactorCache({shapes}, seq_len={self.seq_len}, {self.dtype})"

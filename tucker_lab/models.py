@@ -1,0 +1,179 @@
+"""Small models with a pluggable attention config.
+
+TinyLM is LLaMA-style: token embeddings, pre-norm blocks (RMSNorm, attention,
+RMSNorm, SwiGLU MLP), a final RMSNorm and an output head tied to the embeddings.
+Positions come from RoPE inside the attention (no position embeddings). Any
+causal config from ``tucker_lab.config`` plugs in, so two models that differ
+only in their attention are directly comparable.
+
+See: book/09_decoding, book/12_training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import build_attention
+from .attention.base import linear
+from .cache import FactorCache
+from .config import AttentionConfig
+
+__all__ = ["LMConfig", "TinyLM", "generate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LMConfig:
+    """A TinyLM.
+
+    Attributes:
+        vocab_size: tokens in the vocabulary.
+        n_layers: transformer blocks.
+        attention: the attention config of every block (must be causal).
+        max_seq_len: the longest sequence the model is used on (caches are sized by it).
+        mlp_hidden: SwiGLU hidden width; ``None`` means 8C/3 rounded up to a multiple of 8.
+        norm_eps: RMSNorm epsilon.
+        tie_embeddings: share the output head with the token embedding.
+    """
+
+    vocab_size: int
+    n_layers: int
+    attention: AttentionConfig
+    max_seq_len: int = 256
+    mlp_hidden: int | None = None
+    norm_eps: float = 1e-6
+    tie_embeddings: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_layers", "max_seq_len") + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"LMConfig.{name} must be an integer >= 1; got {v!r}")
+        if not isinstance(self.attention, AttentionConfig):
+            raise ValueError(f"LMConfig.attention must be an attention config (MHAConfig, GQAConfig, "
+                             f"MLAConfig, TPAConfig, TuckerConfig); got {type(self.attention).__name__}")
+        if not self.attention.causal:
+            raise ValueError("LMConfig.attention must be causal (causal=True) for a language model")
+
+    @property
+    def d_model(self) -> int:
+        return self.attention.d_model
+
+    @property
+    def hidden(self) -> int:
+        return self.mlp_hidden or -(-8 * self.d_model // 3 // 8) * 8
+
+    def param_count(self) -> int:
+        C, V = self.d_model, self.vocab_size
+        block = self.attention.param_count() + 3 * C * self.hidden + 2 * C
+        return V * C + self.n_layers * block + C + (0 if self.tie_embeddings else V * C)
+
+
+class SwiGLU(nn.Module):
+    """down(silu(x W_gate) * x W_up) (Shazeer 2020)."""
+
+    def __init__(self, d_model: int, hidden: int):
+        super().__init__()
+        self.w_gate, self.w_up, self.w_down = linear(d_model, hidden), linear(d_model, hidden), linear(hidden, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        C = cfg.d_model
+        self.norm_attn = nn.RMSNorm(C, eps=cfg.norm_eps)
+        self.attn = build_attention(cfg.attention)
+        self.norm_mlp = nn.RMSNorm(C, eps=cfg.norm_eps)
+        self.mlp = SwiGLU(C, cfg.hidden)
+
+    def forward(self, x: Tensor, cache: FactorCache | None, start_pos: int | None) -> Tensor:
+        x = x + self.attn(self.norm_attn(x), cache=cache, start_pos=start_pos)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class TinyLM(nn.Module):
+    """LLaMA-style decoder: ``logits = model(idx)``, idx (B, T) token ids -> (B, T, vocab).
+
+    With ``caches = model.new_caches(B, S_max)`` (one FactorCache per layer),
+    ``model(idx, caches=caches)`` continues where the caches end.
+    """
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)  # GPT-2's embedding init
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+
+    def new_caches(self, batch_size: int, max_seq_len: int | None = None, *, dtype=None, device=None) -> list[FactorCache]:
+        """One cache per layer, ``max_seq_len`` defaulting to the config's."""
+        n = max_seq_len or self.cfg.max_seq_len
+        return [b.attn.new_cache(batch_size, n, dtype=dtype, device=device) for b in self.blocks]
+
+    def forward(self, idx: Tensor, *, caches: list[FactorCache] | None = None, start_pos: int | None = None) -> Tensor:
+        """idx (B, T) -> logits (B, T, vocab)."""
+        if idx.ndim != 2 or idx.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"TinyLM: idx must be integer token ids of shape (B, T); got {idx.dtype} {tuple(idx.shape)}")
+        if caches is not None and len(caches) != len(self.blocks):
+            raise ValueError(f"TinyLM: need one cache per layer ({len(self.blocks)}); got {len(caches)}")
+        end = (start_pos if start_pos is not None else (caches[0].seq_len if caches else 0)) + idx.shape[1]
+        if end > self.cfg.max_seq_len:
+            raise ValueError(f"TinyLM: positions up to {end - 1} but max_seq_len={self.cfg.max_seq_len}")
+        x = self.tok_emb(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, caches[i] if caches is not None else None, start_pos)
+        return self.lm_head(self.norm_f(x))
+
+
+def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+    """logits (B, V) -> next ids (B,): greedy at temperature 0, else top-k sampling."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, -1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def generate(model: TinyLM, prompt_ids: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+             top_k: int | None = None, use_cache: bool = True, generator: torch.Generator | None = None) -> Tensor:
+    """Continue ``prompt_ids`` ((T0,) or (B, T0)) by ``max_new_tokens`` tokens.
+
+    temperature 0 is greedy; otherwise softmax(logits / temperature) over the
+    ``top_k`` most likely tokens is sampled (with ``generator`` for reproducibility).
+    With ``use_cache`` the prompt is prefilled once and each new token is one
+    decode step over per-layer factor caches; without, every step re-runs the
+    whole sequence (the reference the cached path must match).
+    Returns the prompt followed by the new tokens, shaped like ``prompt_ids``.
+    """
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0; got {max_new_tokens!r}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 is greedy); got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an integer >= 1; got {top_k!r}")
+    squeeze = prompt_ids.ndim == 1
+    idx = prompt_ids[None] if squeeze else prompt_ids
+    total = idx.shape[1] + max_new_tokens
+    if total > model.cfg.max_seq_len:
+        raise ValueError(f"prompt ({idx.shape[1]}) + max_new_tokens ({max_new_tokens}) = {total} exceeds "
+                         f"max_seq_len={model.cfg.max_seq_len}")
+    caches = model.new_caches(idx.shape[0], total) if use_cache else None
+    logits = model(idx, caches=caches)[:, -1]
+    for i in range(max_new_tokens):
+        nxt = _sample(logits, temperature, top_k, generator)
+        idx = torch.cat((idx, nxt[:, None]), 1)
+        if i + 1 < max_new_tokens:
+            logits = model(nxt[:, None], caches=caches)[:, -1] if use_cache else model(idx)[:, -1]
+    return idx[0] if squeeze else idx
