@@ -98,11 +98,15 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
             from .kernels import latent_mqa_decode
             return latent_mqa_decode(q[:, 0], k[:, :, 0], v[:, :, 0], scale=scale)[:, None]
         impl = "sdpa"
-    if k.shape[2] == 1 and H > 1 and (T == 1 or not causal):
-        # Multi-query attention with no mask to respect: fold the heads into the query
-        # axis, so every backend sees one K/V head and none copies it per query head.
-        y = attend(q.reshape(B, T * H, 1, E), k, v, scale=scale, causal=False, impl=impl)
-        return y.view(B, T, H, v.shape[-1])
+    G = k.shape[2]
+    if G < H and (T == 1 or not causal):
+        # Grouped heads with no mask to respect (a decode step, or bidirectional): fold
+        # each group's H/G query heads into the query axis, so every backend sees G
+        # ordinary heads and none copies K/V per query head. (B, T*H/G, G, E)
+        R = H // G
+        qf = q.view(B, T, G, R, E).transpose(2, 3).reshape(B, T * R, G, E)
+        y = attend(qf, k, v, scale=scale, causal=False, impl=impl)  # (B, T*R, G, F)
+        return y.view(B, T, R, G, -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
     if impl == "auto":
         impl = "flash" if flash_available(q, v) else "sdpa"
     if impl == "flash":
