@@ -46,9 +46,12 @@ def _version(mod: str) -> str | None:
 
 def provenance(device: str) -> dict:
     """Where and with what a result was produced."""
+    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True,
+                                    cwd=Path(__file__).parent, timeout=10).stdout.strip()
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+        commit = git("rev-parse", "HEAD") or None
+        if commit and git("status", "--porcelain", "--untracked-files=no", "--", "tucker_lab"):
+            commit += "-dirty"  # the package differs from the commit
     except (OSError, subprocess.SubprocessError):
         commit = None
     name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or platform.machine()} CPU"
