@@ -10,7 +10,8 @@ Accounting is analytic and per layer: ``param_count()``, ``cache_shapes()``
 (per token), ``kv_cache_bytes_per_token(dtype)``, ``flops_per_token(context)``
 (matmul FLOPs, 2 per multiply-add, for one query token attending to
 ``context`` keys) and ``max_ranks()`` (the bounds on the multilinear ranks of
-the two attention weight tensors, papers.md 1.4). Tests check every number
+the two attention weight tensors; Tucker attention, arXiv 2603.30033,
+Theorems B.2-B.4). Tests check every number
 against the live module, the live cache and the papers' formulas.
 
 See: book/01_attention, book/05_attention_tensor.
@@ -156,7 +157,7 @@ class AttentionConfig(ABC):
     @abstractmethod
     def max_ranks(self) -> dict[str, tuple[int, int, int]]:
         """Upper bounds on the multilinear ranks (head, query/output, key/value) of
-        W_qk and W_vo, attained by generic weights (papers.md 1.4)."""
+        W_qk and W_vo, attained by generic weights (Tucker paper, Theorems B.2-B.4)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -452,7 +453,7 @@ class TuckerConfig(AttentionConfig):
             dims: DeepSeek MLA with decoupled RoPE is an exact Tucker point).
         rope_dim: the block size ("block") or slice size ("tail").
         scale: default 1/sqrt(C/H), the paper's (the official kernel uses
-            1/sqrt(r_k); papers.md 1.3 lists this as open).
+            1/sqrt(r_k); which the paper's experiments used is not settled).
 
     See: book/06_tucker.
     """

@@ -119,7 +119,7 @@ def to_tucker(layer: AttentionModule) -> TuckerAttention:
     non-contextual TPA or Tucker layer: same outputs for every input.
 
     Ranks: (H, C or R_q, key latent) and (H, C, value latent), the maxima of
-    papers.md 1.4 (MLA with a decoupled key: one shared latent [c_kv, k_rope], so
+    the Tucker paper's Theorems B.2-B.4 (MLA with a decoupled key: one shared latent [c_kv, k_rope], so
     the Tucker layer caches exactly what MLA caches). RoPE becomes latent RoPE
     with the matching layout.
     """

@@ -28,8 +28,8 @@ def _():
 @exercise("7.2", "An MLA layer has d_model = 1024, 8 heads, d_head = 64, kv_rank = 256, "
           "q_rank = 384, rope_dim = 32 (decoupled RoPE) and v_head_dim = 64. Which Tucker ranks "
           "does tkl.to_tucker give it? Answer a dict {'ranks_qk': (..), 'ranks_vo': (..)}.",
-          hint="Query basis W_dq; key latent [c_kv, k_rope]; value latent c_kv; output basis "
-          "the identity on d_model.")
+          hint="Query basis W_dq; keys and values share one latent [c_kv, k_rope] (the value "
+          "core has rope_dim zero columns); output basis the identity on d_model.")
 def _():
     cfg = MLAConfig(d_model=1024, n_heads=8, d_head=64, kv_rank=256, q_rank=384, rope_dim=32,
                     v_head_dim=64)

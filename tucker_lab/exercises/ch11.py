@@ -57,3 +57,22 @@ def _():
           hint="TPA: (R_k + R_v)(H + D). Tucker: 2 r_k.")
 def _():
     return TPAConfig(d_model=768, n_heads=12, q_rank=6, k_rank=2, v_rank=2).kv_cache_elements_per_token() // 2
+
+
+@exercise("11.5", "Decoding from TPA's factor cache (mode='factored') costs R_q R_k D + H R_q R_k + "
+          "H R_k + H R_v (1 + D) multiply-adds per cached key; attention over materialized heads "
+          "costs 2 H D. At GPT-2 small (d_model = 768, 12 heads of dim 64) with R_k = R_v = 1, "
+          "what is the largest q_rank R_q for which the factored count is at most the naive one? "
+          "Answer an integer.",
+          hint="Compare cfg.flops_breakdown(S, 'factored') and cfg.flops_breakdown(S, 'naive') "
+          "for growing q_rank, counting only the terms that grow with S.")
+def _():
+    def per_key(cfg, mode, S=1024):  # FLOPs that grow with the context, per key, as multiply-adds
+        return (cfg.flops_per_token(2 * S, mode) - cfg.flops_per_token(S, mode)) // (2 * S)
+
+    best = 0
+    for q_rank in range(1, 65):
+        cfg = TPAConfig(d_model=768, n_heads=12, q_rank=q_rank, k_rank=1, v_rank=1)
+        if per_key(cfg, "factored") <= per_key(cfg, "naive"):
+            best = q_rank
+    return best
