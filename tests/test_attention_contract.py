@@ -100,3 +100,12 @@ def test_build_attention_rejects_non_configs():
         tkl.build_attention(CASES["mla"], mode="fast")
     with pytest.raises(ValueError, match="no naive form"):
         tkl.build_attention(CASES["mla-coupled"], mode="naive")
+
+
+@pytest.mark.parametrize("name", ["mha", "mla-q", "tpa", "tucker-tail"])
+def test_reference_runs_on_the_inputs_device(name):
+    """The spec builds its positions, frequencies and masks on x's device (checked on 'meta',
+    which fails on any tensor made on the CPU by accident)."""
+    layer = tkl.build_attention(CASES[name]).to(F64).to("meta")
+    y = reference.forward(layer, torch.randn(2, 5, layer.cfg.d_model, dtype=F64, device="meta"))
+    assert y.device.type == "meta" and y.shape == (2, 5, layer.cfg.d_model)

@@ -27,8 +27,8 @@ def rope(x: Tensor, pos: Tensor, base: float = 10000.0) -> Tensor:
     (x_j + i x_{j+n/2}) * exp(i p base^(-2j/n))."""
     n = x.shape[-1]
     z = torch.complex(x[..., : n // 2].double(), x[..., n // 2:].double())
-    theta = base ** (-torch.arange(0, n, 2, dtype=torch.float64) / n)
-    z = z * torch.polar(torch.ones_like(theta), pos.double()[:, None] * theta)
+    theta = base ** (-torch.arange(0, n, 2, dtype=torch.float64, device=x.device) / n)
+    z = z * torch.polar(torch.ones_like(theta), pos.to(x.device).double()[:, None] * theta)
     return torch.cat((z.real, z.imag), -1).to(x.dtype)
 
 
@@ -47,12 +47,12 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float, causal: boo
     logits = torch.einsum("bhte,bhse->bhts", q, k) * scale
     if causal:
         T = q.shape[-2]
-        logits = logits.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        logits = logits.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
     return torch.einsum("bhts,bhsf->bhtf", torch.softmax(logits, -1), v)
 
 
 def _positions(x: Tensor) -> Tensor:
-    return torch.arange(x.shape[1])
+    return torch.arange(x.shape[1], device=x.device)
 
 
 def mha(x, W_q, W_k, W_v, W_o, *, scale=None, causal=True, rope_base=None):
@@ -160,7 +160,7 @@ def tensor_attention(x, W_qk, W_vo, *, scale, causal=True):
     logits = torch.einsum("btc,hcd,bsd->bhts", x, W_qk, x) * scale  # W x2 X x3 X
     if causal:
         T = x.shape[1]
-        logits = logits.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        logits = logits.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
     return torch.einsum("bhts,bsd,hcd->btc", torch.softmax(logits, -1), x, W_vo)
 
 
