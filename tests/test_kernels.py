@@ -19,7 +19,8 @@ def test_kernels_can_run_here():
     assert available()
 
 
-@pytest.mark.parametrize("B,H,E,F,S", [(2, 4, 6, 5, 37), (1, 12, 64, 64, 300), (3, 3, 20, 9, 1), (2, 70, 32, 16, 129)])
+@pytest.mark.parametrize("B,H,E,F,S", [(2, 4, 6, 5, 37), (1, 12, 64, 64, 300), (3, 3, 20, 9, 1), (2, 70, 32, 16, 129),
+                                     (1, 4, 576, 512, 40)])  # the last: absorbed MLA at DeepSeek-V2 dims
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_latent_mqa_decode(B, H, E, F, S, dtype):
     g = torch.Generator().manual_seed(0)

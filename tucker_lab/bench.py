@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -54,11 +55,21 @@ def provenance(device: str) -> dict:
             commit += "-dirty"  # the package differs from the commit
     except (OSError, subprocess.SubprocessError):
         commit = None
-    name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or platform.machine()} CPU"
+    name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
     return {"device": name, "device_type": device, "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__, "cuda": torch.version.cuda, "triton": _version("triton"),
             "flash_attn": _version("flash_attn"), "commit": commit,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _cpu_name() -> str:
+    try:  # Linux: the model name, e.g. "AMD EPYC 7B13"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} CPU"
 
 
 def _median_s(fn, min_run_time: float) -> float:

@@ -2,8 +2,11 @@
 
 Every variant reduces to grouped-query attention on some (q, k, v): MHA and
 GQA directly, MLA and Tucker as multi-query attention over a latent (G = 1),
-TPA on its materialized heads. ``attend`` runs it with flash-attn (CUDA, sm80+,
-fp16/bf16, equal q/v head dims <= 256), else PyTorch SDPA, else plain einsum.
+TPA on its materialized heads. ``attend(impl="auto")`` runs it with flash-attn
+where it can (CUDA, sm80+, fp16/bf16, equal q/v head dims <= 256), else with
+PyTorch SDPA (which itself picks among its flash, memory-efficient, cuDNN and
+math backends). ``impl="einsum"`` is the plain-PyTorch reference, used when asked
+for; ``impl="triton"`` sends one-token multi-query steps to the latent decode kernel.
 
 See: book/10_flash.
 """

@@ -31,7 +31,7 @@ def _():
 
 
 @exercise("8.3", "Per-head RoPE with D = 128 and base 10^4: the logit of an all-ones query and an "
-          "all-ones key is 1 (after dividing by D) at offset 0 and falls as the offset m - n grows. "
+          "all-ones key is 1 (after dividing by D) at offset 0 and falls as the offset t - s grows. "
           "At which smallest offset does it first become negative? Answer an integer.",
           hint="Rotate a tensor of ones of shape (1, S, 128) at positions 0..S-1 with tkl.apply_rope, "
                "take its dot product with the unrotated ones, and look for the first negative entry; "

@@ -27,7 +27,7 @@ def _latent_mqa_split(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, S, H, E, F, scale, sp
     e = tl.arange(0, BLOCK_E)
     f = tl.arange(0, BLOCK_F)
     q = tl.load(q_ptr + b * sq_b + h[:, None] * sq_h + e[None, :],
-                mask=(h[:, None] < H) & (e[None, :] < E), other=0.0).to(tl.float32)  # (BLOCK_H, BLOCK_E)
+                mask=(h[:, None] < H) & (e[None, :] < E), other=0.0)  # (BLOCK_H, BLOCK_E), input dtype
     m = tl.full((BLOCK_H,), float("-inf"), tl.float32)  # running max of the logits
     l = tl.zeros((BLOCK_H,), tl.float32)  # running sum of exp
     acc = tl.zeros((BLOCK_H, BLOCK_F), tl.float32)
@@ -36,16 +36,17 @@ def _latent_mqa_split(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, S, H, E, F, scale, sp
         s = s0 + tl.arange(0, BLOCK_S)
         valid = s < tl.minimum(start + split_len, S)
         k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + e[None, :],
-                    mask=valid[:, None] & (e[None, :] < E), other=0.0).to(tl.float32)  # (BLOCK_S, BLOCK_E)
+                    mask=valid[:, None] & (e[None, :] < E), other=0.0)  # (BLOCK_S, BLOCK_E)
         v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + f[None, :],
-                    mask=valid[:, None] & (f[None, :] < F), other=0.0).to(tl.float32)  # (BLOCK_S, BLOCK_F)
-        logits = tl.dot(q, tl.trans(k)) * scale  # (BLOCK_H, BLOCK_S)
+                    mask=valid[:, None] & (f[None, :] < F), other=0.0)  # (BLOCK_S, BLOCK_F)
+        # tensor-core dot in the input dtype, fp32 accumulation; fp32 inputs stay exact ("ieee")
+        logits = tl.dot(q, tl.trans(k), input_precision="ieee" if q.dtype == tl.float32 else None) * scale
         logits = tl.where(valid[None, :], logits, float("-inf"))
         m_new = tl.maximum(m, tl.max(logits, 1))
         alpha = tl.exp(m - m_new)
         p = tl.exp(logits - m_new[:, None])
         l = l * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p, v)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee" if v.dtype == tl.float32 else None)
         m = m_new
     out = acc / l[:, None]
     hm = h < H
@@ -59,7 +60,7 @@ def _block(n: int) -> int:
 
 
 def latent_mqa_decode(q: Tensor, k: Tensor, v: Tensor, *, scale: float, splits: int | None = None,
-                      block_s: int = 64) -> Tensor:
+                      block_s: int | None = None) -> Tensor:
     """One decode step of multi-query attention over a latent cache.
 
     Args:
@@ -76,19 +77,24 @@ def latent_mqa_decode(q: Tensor, k: Tensor, v: Tensor, *, scale: float, splits: 
     if k.shape != (B, S, E) or v.shape[:2] != (B, S) or k.stride(-1) != 1 or v.stride(-1) != 1 or q.stride(-1) != 1:
         raise ValueError(f"latent_mqa_decode: expected q (B,H,E), k (B,S,E), v (B,S,F) with unit last stride; "
                          f"got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    BLOCK_E, BLOCK_F = _block(E), _block(F)
+    # keep the q, k and v tiles within shared memory: wide latents (MLA's 576/512) get
+    # fewer heads and keys per tile
+    wide = max(BLOCK_E, BLOCK_F)
+    BLOCK_H = min(_block(H), 64 if wide <= 128 else 32 if wide <= 256 else 16)
+    block_s = block_s or (64 if wide <= 256 else 32 if wide <= 512 else 16)
     if splits is None:
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 4
         splits = max(1, min(math.ceil(S / block_s), -(-2 * sms // B)))
     split_len = -(-math.ceil(S / splits) // block_s) * block_s  # whole blocks per split
     splits = math.ceil(S / split_len)
-    BLOCK_H = min(_block(H), 64)
     o = torch.empty(B, splits, H, F, device=q.device, dtype=torch.float32)
     lse = torch.empty(B, splits, H, device=q.device, dtype=torch.float32)
     grid = (B, splits, triton.cdiv(H, BLOCK_H))
     _latent_mqa_split[grid](q, k, v, o, lse, S, H, E, F, scale, split_len,
                             q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
                             o.stride(0), o.stride(1), o.stride(2), lse.stride(0), lse.stride(1),
-                            BLOCK_H=BLOCK_H, BLOCK_S=block_s, BLOCK_E=_block(E), BLOCK_F=_block(F))
+                            BLOCK_H=BLOCK_H, BLOCK_S=block_s, BLOCK_E=BLOCK_E, BLOCK_F=BLOCK_F)
     # log-sum-exp merge of the splits: weights exp(lse_j - logsumexp_j lse)
     w = torch.softmax(lse, dim=1)  # (B, splits, H)
     return torch.einsum("bph,bphf->bhf", w, o).to(q.dtype)
