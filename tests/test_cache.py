@@ -80,23 +80,25 @@ NO_PER_HEAD_KV = {
 
 @pytest.mark.parametrize("name", NO_PER_HEAD_KV)
 @pytest.mark.parametrize("impl", ["sdpa", "einsum"])
-def test_decode_never_forms_per_head_keys_or_values(name, impl, monkeypatch):
+@pytest.mark.parametrize("step", [1, 3])
+def test_decode_never_forms_per_head_keys_or_values(name, impl, step, monkeypatch):
+    """One-token steps and multi-token chunks after a prefill read the factors as they are."""
     cfg, dims = NO_PER_HEAD_KV[name]
     layer = tkl.build_attention(cfg, impl=impl).to(F64)
-    S = 11
-    x = torch.randn(2, S + 1, cfg.d_model, dtype=F64)
-    cache = layer.new_cache(2, S + 1)
+    S = 11 - step + 1  # the cache ends at 12 tokens either way
+    x = torch.randn(2, S + step, cfg.d_model, dtype=F64)
+    cache = layer.new_cache(2, S + step)
     layer(x[:, :S], cache=cache)
     seen = []  # what reaches attend(): one K/V head for MLA and Tucker
     real = tkl.functional.attend
     monkeypatch.setattr(f"tucker_lab.attention.{layer.__module__.split('.')[-1]}.attend",
                         lambda q, k, v, **kw: seen.append((k.shape, v.shape)) or real(q, k, v, **kw))
     with ShapeLog() as log:
-        layer(x[:, S:], cache=cache)
+        layer(x[:, S:], cache=cache)  # the step: 1 or 3 tokens
     sizes = {"D": cfg.D, "D_v": getattr(cfg, "D_v", cfg.D),
              "r_k": getattr(cfg, "r_k", 0), "r_v": getattr(cfg, "r_v", 0)}
-    for d in dims:  # no tensor with all of S + 1 keys, H heads and a head dim
-        bad = [s for s in log.shapes if S + 1 in s and cfg.H in s and sizes[d] in s]
+    for d in dims:  # no tensor with all of the 12 keys, H heads and a head dim
+        bad = [s for s in log.shapes if 12 in s and cfg.H in s and sizes[d] in s]
         assert not bad, f"per-head keys/values formed: {bad}"
     if isinstance(layer, (tkl.MLAttention, tkl.TuckerAttention)):
         assert seen and all(k[2] == 1 and v[2] == 1 for k, v in seen)
@@ -148,3 +150,19 @@ def test_factor_cache_basics():
         c.update(3, k=torch.ones(2, 1, 2, 3, dtype=F64))
     assert c.to(dtype=torch.float32).dtype == torch.float32
     assert "seq_len=3" in repr(c)
+
+
+def test_tucker_folds_its_cores_once_for_inference():
+    """Outside autograd the folded cores T_i are kept until a parameter changes."""
+    from torch.utils.flop_counter import FlopCounterMode
+    cfg = CASES["tucker"]
+    layer = tkl.build_attention(cfg, impl="einsum").to(F64)
+    x = torch.randn(1, 3, cfg.d_model, dtype=F64)
+    with torch.no_grad():
+        layer(x)  # folds
+        with FlopCounterMode(display=False) as fc:
+            y = layer(x)
+        assert fc.get_total_flops() == 3 * cfg.flops_per_token(3)  # no fixed_flops: the fold is reused
+        layer.core_qk.mul_(2.0)  # a parameter changes: the fold must follow
+        torch.testing.assert_close(layer(x), tkl.reference.forward(layer, x), rtol=0, atol=1e-12)
+    assert not torch.allclose(y, layer(x))

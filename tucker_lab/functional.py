@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["attend", "causal_mask", "flash_available", "IMPLS"]
+__all__ = ["attend", "causal_mask", "flash_available", "softmax", "IMPLS"]
 
 IMPLS = ("auto", "flash", "sdpa", "einsum", "triton")
 
@@ -40,6 +40,12 @@ def flash_available(q: Tensor, v: Tensor) -> bool:
             and _flash_func() is not None)
 
 
+def softmax(logits: Tensor) -> Tensor:
+    """Softmax over the last dim, computed in float32 for half-precision logits."""
+    half = logits.dtype in (torch.float16, torch.bfloat16)
+    return torch.softmax(logits.float() if half else logits, -1)
+
+
 def causal_mask(T: int, S: int, device=None) -> Tensor:
     """(T, S) bool, True where query t may see key s. The T queries are the
     last T of the S positions (bottom-right aligned, as in decoding)."""
@@ -55,8 +61,7 @@ def _einsum(q, k, v, scale, causal):
     logits = torch.einsum("btgre,bsge->bgrts", qg, k) * scale  # (B, G, H/G, T, S)
     if causal:
         logits = logits.masked_fill(~causal_mask(T, S, q.device), float("-inf"))
-    p = torch.softmax(logits.float() if q.dtype in (torch.float16, torch.bfloat16) else logits, -1)
-    y = torch.einsum("bgrts,bsgf->btgrf", p.to(v.dtype), v)  # (B, T, G, H/G, F)
+    y = torch.einsum("bgrts,bsgf->btgrf", softmax(logits).to(v.dtype), v)  # (B, T, G, H/G, F)
     return y.reshape(B, T, H, v.shape[-1])
 
 
@@ -71,6 +76,20 @@ def _sdpa(q, k, v, scale, causal):
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
         is_causal=is_causal, scale=scale, enable_gqa=k.shape[2] != q.shape[2])
     return y.transpose(1, 2)  # (B, T, H, F)
+
+
+def _folded(q, k, v, scale, mask, impl):
+    """Attention of folded queries (B, L, G, E) against (B, S, G, E/F), G heads each,
+    under an optional (L, S) mask."""
+    if mask is None:
+        return attend(q, k, v, scale=scale, causal=False, impl=impl)
+    if impl == "einsum":
+        logits = torch.einsum("blge,bsge->bgls", q, k) * scale
+        p = softmax(logits.masked_fill(~mask, float("-inf"))).to(v.dtype)
+        return torch.einsum("bgls,bsgf->blgf", p, v)
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                       attn_mask=mask, scale=scale)
+    return y.transpose(1, 2)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
@@ -101,14 +120,16 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
             from .kernels import latent_mqa_decode
             return latent_mqa_decode(q[:, 0], k[:, :, 0], v[:, :, 0], scale=scale)[:, None]
         impl = "sdpa"
-    G = k.shape[2]
-    if G < H and (T == 1 or not causal):
-        # Grouped heads with no mask to respect (a decode step, or bidirectional): fold
-        # each group's H/G query heads into the query axis, so every backend sees G
-        # ordinary heads and none copies K/V per query head. (B, T*H/G, G, E)
+    G, S = k.shape[2], k.shape[1]
+    if G < H and (T == 1 or not causal or (T < S and impl != "flash" and not flash_available(q, v))):
+        # Grouped heads without the square causal mask (a decode step, a chunk after a
+        # cache, or bidirectional): fold each group's H/G query heads into the query
+        # axis, so every backend sees G ordinary heads and none copies K/V per query
+        # head. A chunk keeps its mask, repeated for the folded rows. (B, T*H/G, G, E)
         R = H // G
         qf = q.view(B, T, G, R, E).transpose(2, 3).reshape(B, T * R, G, E)
-        y = attend(qf, k, v, scale=scale, causal=False, impl=impl)  # (B, T*R, G, F)
+        mask = causal_mask(T, S, q.device).repeat_interleave(R, 0) if causal and T > 1 else None
+        y = _folded(qf, k, v, scale, mask, impl)  # (B, T*R, G, F)
         return y.view(B, T, R, G, -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
     if impl == "auto":
         impl = "flash" if flash_available(q, v) else "sdpa"

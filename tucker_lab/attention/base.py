@@ -54,15 +54,17 @@ class AttentionModule(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
         self.cfg = cfg
         self.impl = impl
-        # "auto": the training algebra without a cache, the decoding algebra with one
+        # "auto": the training algebra, except when continuing a cache (see algebra())
         self.mode = "auto" if mode in (None, "auto") else cfg._mode(mode)
 
-    def algebra(self, cache: FactorCache | None) -> str:
-        """The algebra this call uses: ``mode``, or for "auto" cfg.modes[0] without a
-        cache (training form) and cfg.modes[-1] with one (decoding form)."""
+    def algebra(self, cache: FactorCache | None, start_pos: int = 0) -> str:
+        """The algebra this call uses: ``mode``, or for "auto" the training form
+        (cfg.modes[0]) unless the call continues a filled cache (a cache and
+        start_pos > 0), where the decoding form (cfg.modes[-1]) reads the cached
+        factors without expanding them. Both give the same numbers."""
         if self.mode != "auto":
             return self.mode
-        return self.cfg.modes[-1] if cache is not None else self.cfg.modes[0]
+        return self.cfg.modes[-1] if cache is not None and start_pos > 0 else self.cfg.modes[0]
 
     def new_cache(self, batch_size: int, max_seq_len: int, *, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> FactorCache:

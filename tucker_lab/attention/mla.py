@@ -99,7 +99,7 @@ class MLAttention(AttentionModule):
             c_kv, k_rope = f["c_kv"], f.get("k_rope")  # (B, S, R_kv), (B, S, D_rope)
             packed = cache.packed()  # [c_kv, k_rope] side by side: the absorbed key, no copy
         S = c_kv.shape[1]
-        if self.algebra(cache) == "naive":  # per-head keys and values, up-projected for all S
+        if self.algebra(cache, start_pos) == "naive":  # per-head keys and values, up-projected for all S
             k = self.w_uk(c_kv).view(B, S, H, D)
             v = self.w_uv(c_kv).view(B, S, H, Dv)
             q = q_nope

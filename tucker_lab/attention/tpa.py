@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..cache import FactorCache
 from ..config import TPAConfig
-from ..functional import attend, causal_mask
+from ..functional import attend, causal_mask, softmax
 from ..rope import apply_rope, positions
 from .base import AttentionModule, linear
 
@@ -55,7 +55,7 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
     if causal:
         T = logits.shape[2]
         logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
-    p = torch.softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, -1)
+    p = softmax(logits)
     # p[b,h,t,s] a_v[b,s,w,h]: a batched outer product, (B, S, H, T, R_v)
     pa = p.to(b_v.dtype).permute(0, 3, 1, 2)[..., None] @ a_v.transpose(-1, -2)[..., None, :]
     return torch.einsum("bshtw,bswd->bthd", pa, b_v) / R_v  # (B, T, H, D)
@@ -125,7 +125,7 @@ class TPAttention(AttentionModule):
             q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
         else:
             q = self.factors(x, "q", pos)
-        if self.algebra(cache) == "naive":
+        if self.algebra(cache, start_pos) == "naive":
             q = q if cfg.kv_only else self.combine(*q)
             y = attend(q, self.combine(a_k, b_k), self.combine(a_v, b_v), scale=cfg.softmax_scale,
                        causal=cfg.causal, impl=self.impl)

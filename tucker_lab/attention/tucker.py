@@ -51,6 +51,7 @@ class TuckerAttention(AttentionModule):
         self.core_qk, self.U_head_qk, self.U_q, self.U_k = P(a, rq, rk), P(H, a), P(C, rq), P(C, rk)
         self.core_vo, self.U_head_vo, self.U_o = P(d, ro, rv), P(H, d), P(C, ro)
         self.U_v = None if cfg.shared_kv else P(C, rv)
+        self._folded = None  # (parameter versions, T_qk, T_vo) for inference
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -68,10 +69,19 @@ class TuckerAttention(AttentionModule):
         fan_in_normal_(self.U_o, ro)
 
     def head_cores(self) -> tuple[Tensor, Tensor]:
-        """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head."""
-        T_qk = torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk)
-        T_vo = torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo)
-        return T_qk, T_vo
+        """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head.
+
+        Outside autograd (inference, decoding) the fold is kept and reused until a
+        parameter changes, so a decode step does not pay H r_head r_q r_k again."""
+        parts = (self.U_head_qk, self.core_qk, self.U_head_vo, self.core_vo)
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in parts)
+        if torch.is_grad_enabled() or self._folded is None or self._folded[0] != key:
+            T_qk = torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk)
+            T_vo = torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo)
+            if torch.is_grad_enabled():
+                return T_qk, T_vo
+            self._folded = (key, T_qk, T_vo)
+        return self._folded[1], self._folded[2]
 
     def latents(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Unrotated key latent x U_k (B, S, r_k) and value latent x U_v (B, S, r_v)."""
