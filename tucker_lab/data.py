@@ -95,6 +95,10 @@ class CharCorpus:
         unknown = sorted(set(s) - set(self._stoi))
         if unknown:
             raise ValueError(f"characters not in the vocabulary: {unknown[:10]}")
+        if s.isascii() and all(c.isascii() for c in self.vocab):  # fast path: a byte lookup table
+            lut = torch.zeros(128, dtype=torch.long)
+            lut[torch.tensor([ord(c) for c in self.vocab])] = torch.arange(len(self.vocab))
+            return lut[torch.frombuffer(bytearray(s, "ascii"), dtype=torch.uint8).long()]
         return torch.tensor([self._stoi[c] for c in s], dtype=torch.long)
 
     def decode(self, ids) -> str:
