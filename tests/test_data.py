@@ -22,19 +22,27 @@ def test_char_corpus_split_and_batches():
         text_corpus()
 
 
-def test_recall_targets_are_the_queried_values():
-    task = AssociativeRecall(vocab_size=32, n_pairs=6, n_queries=5)
+@pytest.mark.parametrize("layout", ["fused", "adjacent"])
+def test_recall_targets_are_the_queried_values(layout):
+    task = AssociativeRecall(n_keys=16, n_values=10, n_pairs=6, n_queries=5, layout=layout)
     x, y = task.batch("train", 16, torch.Generator().manual_seed(3))
-    assert x.shape == (16, task.seq_len - 1)
+    assert x.shape == (16, task.seq_len) and int(x.max()) < task.vocab_size
+    K, V = 16, 10
     for b in range(16):
-        pairs = dict(zip(x[b, 0:12:2].tolist(), x[b, 1:12:2].tolist()))
-        assert len(pairs) == 6 and all(k < 16 <= v for k, v in pairs.items())  # disjoint halves
-        scored = (y[b] != -100).nonzero()[:, 0].tolist()
-        assert len(scored) == 5
-        for j in scored:  # the token at j is a queried key; the target is its value
-            assert y[b, j].item() == pairs[x[b, j].item()]
+        if layout == "fused":  # pair tokens key * V + value, then query tokens K * V + key
+            pairs = {t // V: t % V for t in x[b, :6].tolist()}
+            queried = [t - K * V for t in x[b, 6:].tolist()]
+            answers = [t - K * V - K for t in y[b, 6:].tolist()]
+            assert (y[b, :6] == -100).all()
+        else:  # key, value (offset by K), ..., then query key, value
+            pairs = dict(zip(x[b, 0:12:2].tolist(), [v - K for v in x[b, 1:12:2].tolist()]))
+            scored = (y[b] != -100).nonzero()[:, 0].tolist()
+            queried = [x[b, j].item() for j in scored]
+            answers = [y[b, j].item() - K for j in scored]
+        assert len(pairs) == 6 and len(answers) == 5  # distinct keys
+        assert answers == [pairs[k] for k in queried]
     with pytest.raises(ValueError, match="n_pairs must be in"):
-        AssociativeRecall(vocab_size=8, n_pairs=5)
+        AssociativeRecall(n_keys=4, n_pairs=5)
 
 
 def test_corpus_from_a_file(tmp_path):

@@ -30,6 +30,10 @@ def test_matched_ratios():
     assert r["MHA"][0]["match"] == "Tucker-2,16,8" and r["MHA"][0]["ratio"] == 5.0  # 2.03 <= 2.00 * 1.02
     assert r["GQA"][0]["match"] == "Tucker-1,8,4" and r["GQA"][0]["ratio"] == 8.0  # 2.20 <= 2.20 * 1.02
     assert r["MLA"][0]["match"] is None and r["MLA"][0]["ratio"] is None  # no Tucker run reaches 1.53
+    for run in doc["runs"]:
+        run["val_accuracy"] = 1 - run["val_loss"] / 4
+    acc = E.matched_ratios(doc, metric="val_accuracy")  # higher is better, absolute tolerance
+    assert acc["MHA"][0]["match"] == "Tucker-2,16,8"  # 0.4925 >= 0.5 - 0.02
 
 
 def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):

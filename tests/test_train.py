@@ -138,10 +138,10 @@ def test_ddp_two_cpu_processes_equal_one_process(tmp_path):
 
 
 def test_recall_task_is_learnable():
-    task = AssociativeRecall(vocab_size=16, n_pairs=4, n_queries=4)
+    task = AssociativeRecall(n_keys=8, n_values=8, n_pairs=4, n_queries=4)
     torch.manual_seed(0)
-    model = tkl.TinyLM(tkl.LMConfig(vocab_size=16, n_layers=2, attention=tkl.MHAConfig(d_model=32, n_heads=2),
-                                    max_seq_len=task.seq_len))
+    model = tkl.TinyLM(tkl.LMConfig(vocab_size=task.vocab_size, n_layers=1,
+                                    attention=tkl.MHAConfig(d_model=32, n_heads=2), max_seq_len=task.seq_len))
     hist = train(model, task, cfg(steps=150, batch_size=32, eval_every=75, eval_batches=4))
     assert hist.val_loss[-1] < hist.val_loss[0]
-    assert hist.val_metrics["accuracy"][-1] > 0.3  # chance is 1/8
+    assert hist.val_metrics["accuracy"][-1] > 0.9  # chance is 1/8

@@ -146,39 +146,58 @@ def text_corpus(text: str | None = None, *, path: str | os.PathLike | None = Non
 class AssociativeRecall:
     """Multi-query associative recall (MQAR; Zoology, arXiv 2312.04927, sec. 3).
 
-    A sequence lists ``n_pairs`` key-value pairs (keys and values from disjoint halves
-    of the vocabulary), then ``n_queries`` of those keys, each followed by its value.
-    Only the values after queries are scored (targets elsewhere are -100). Train and
-    validation sequences are drawn from the same distribution by different generator
-    streams (the trainer seeds them apart); with 32^16 key orders they do not repeat.
+    A sequence shows ``n_pairs`` key-value pairs (distinct keys out of ``n_keys``,
+    values out of ``n_values``), then ``n_queries`` of those keys; the target after
+    each query is its value, and only those positions are scored (elsewhere -100).
+
+    layout "fused" (default): each pair is ONE token (id key * n_values + value), so a
+    single attention layer can answer: the query must pick the one earlier token
+    whose key matches, and W_qk, W_vo need enough rank to separate the keys and carry
+    the values. "adjacent": Zoology's layout, key then value as two tokens (two layers
+    needed: one to attach each key to its value, one to retrieve), which learns much
+    more slowly. Train and validation sequences differ by their generator streams.
     """
 
-    vocab_size: int = 64
-    n_pairs: int = 16
-    n_queries: int = 16
+    n_keys: int = 24
+    n_values: int = 24
+    n_pairs: int = 12
+    n_queries: int = 12
+    layout: str = "fused"
     seed: int = 0
 
     def __post_init__(self):
-        if self.vocab_size < 4 or self.vocab_size % 2:
-            raise ValueError(f"AssociativeRecall.vocab_size must be an even integer >= 4; got {self.vocab_size}")
-        half = self.vocab_size // 2
-        if not 1 <= self.n_pairs <= half:
-            raise ValueError(f"AssociativeRecall.n_pairs must be in [1, {half}] (distinct keys); got {self.n_pairs}")
-        if not 1 <= self.n_queries:
-            raise ValueError(f"AssociativeRecall.n_queries must be >= 1; got {self.n_queries}")
+        if self.layout not in ("fused", "adjacent"):
+            raise ValueError(f"AssociativeRecall.layout must be 'fused' or 'adjacent'; got {self.layout!r}")
+        for name in ("n_keys", "n_values", "n_queries"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AssociativeRecall.{name} must be >= 1; got {getattr(self, name)}")
+        if not 1 <= self.n_pairs <= self.n_keys:
+            raise ValueError(f"AssociativeRecall.n_pairs must be in [1, n_keys={self.n_keys}] (distinct keys); "
+                             f"got {self.n_pairs}")
+
+    @property
+    def vocab_size(self) -> int:
+        K, V = self.n_keys, self.n_values
+        # fused: pair tokens, query tokens, value tokens; adjacent: keys, then values
+        return K * V + K + V if self.layout == "fused" else K + V
 
     @property
     def seq_len(self) -> int:
-        return 2 * (self.n_pairs + self.n_queries)
+        return self.n_pairs + self.n_queries if self.layout == "fused" else 2 * (self.n_pairs + self.n_queries) - 1
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         g = generator if generator is not None else torch.Generator().manual_seed(self.seed)
-        half, P, Q, B = self.vocab_size // 2, self.n_pairs, self.n_queries, batch_size
-        keys = torch.rand(B, half, generator=g).argsort(-1)[:, :P]  # distinct keys
-        vals = torch.randint(half, 2 * half, (B, P), generator=g)
+        K, V, P, Q, B = self.n_keys, self.n_values, self.n_pairs, self.n_queries, batch_size
+        keys = torch.rand(B, K, generator=g).argsort(-1)[:, :P]  # distinct keys
+        vals = torch.randint(0, V, (B, P), generator=g)
         which = torch.randint(0, P, (B, Q), generator=g)  # which pair each query asks for
         qk, qv = keys.gather(1, which), vals.gather(1, which)
-        seq = torch.cat((torch.stack((keys, vals), -1).flatten(1), torch.stack((qk, qv), -1).flatten(1)), 1)
+        if self.layout == "fused":
+            x = torch.cat((keys * V + vals, K * V + qk), 1)  # pair tokens, then query tokens
+            y = torch.full_like(x, -100)
+            y[:, P:] = K * V + K + qv  # after each query: its value token
+            return x, y
+        seq = torch.cat((torch.stack((keys, K + vals), -1).flatten(1), torch.stack((qk, K + qv), -1).flatten(1)), 1)
         x, y = seq[:, :-1], seq[:, 1:].clone()
         mask = torch.zeros_like(y, dtype=torch.bool)
         mask[:, 2 * P::2] = True  # positions whose next token is a queried value
