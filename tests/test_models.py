@@ -77,3 +77,25 @@ def test_bad_inputs():
         model(torch.zeros(1, 13, dtype=torch.long))
     with pytest.raises(ValueError, match="one cache per layer"):
         model(torch.zeros(1, 3, dtype=torch.long), caches=model.new_caches(1)[:1])
+
+
+@pytest.mark.parametrize("name", ["mha-bidir", "tucker-norope"])
+def test_vit_accounting_patches_and_shapes(name):
+    cfg = tkl.ViTConfig(attention=CASES[name], image_size=8, patch_size=2, n_layers=2)
+    model = tkl.TinyViT(cfg)
+    assert cfg.param_count() == sum(p.numel() for p in model.parameters())
+    img = torch.arange(2 * 64, dtype=torch.float32).view(2, 8, 8)
+    patches = model.patchify(img)
+    assert patches.shape == (2, 16, 4)
+    assert patches[0, 1].tolist() == [2.0, 3.0, 10.0, 11.0]  # second patch of the first row
+    assert patches[0, 4].tolist() == [16.0, 17.0, 24.0, 25.0]  # first patch of the second row
+    assert model(img).shape == (2, 10)
+
+
+def test_vit_config_errors():
+    with pytest.raises(ValueError, match="must be bidirectional"):
+        tkl.ViTConfig(attention=CASES["mha"])
+    with pytest.raises(ValueError, match="patch_size must divide image_size=8"):
+        tkl.ViTConfig(attention=CASES["mha-bidir"], patch_size=3)
+    with pytest.raises(ValueError, match=r"images must be \(B, 1, 8, 8\)"):
+        tkl.TinyViT(tkl.ViTConfig(attention=CASES["mha-bidir"]))(torch.zeros(2, 7, 7))

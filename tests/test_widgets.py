@@ -101,3 +101,12 @@ def test_bench_panel_selects_rows():
     p = widgets.bench_panel(doc, show=False)
     knob(p, "scope").value, knob(p, "batch").value = "layer", 8
     assert len(p.result) == 4 and all(r["scope"] == "layer" and r["batch"] == 8 for r in p.result)
+
+
+def test_curves_panel_overlays_chosen_runs():
+    doc = {"task": "lm", "runs": [{"name": n, "curves": {"step": [1, 2], "val_loss": [3.0, v], "val_accuracy": []}}
+                                  for n, v in (("MHA", 2.0), ("GQA-2", 2.1), ("Tucker-1,8,4", 2.5))]}
+    p = widgets.curves_panel(doc, show=False)
+    assert set(p.result) == {"MHA", "Tucker-1,8,4"}
+    knob(p, "runs").value = ("GQA-2",)
+    assert p.result == {"GQA-2": ([1, 2], [3.0, 2.1])}

@@ -23,9 +23,10 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
 from .convert import attention_tensors, to_tpa, to_tucker
 from .cache import FactorCache
 from .functional import attend
-from .models import LMConfig, TinyLM, generate
+from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
+from .train import History, TrainConfig, train
 from .rope import apply_rope
-from . import accounting, exercises, plots, reference, tensor, widgets
+from . import accounting, data, exercises, plots, reference, tensor, widgets
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,5 @@ __all__ = [
     "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
+    "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data",
 ]

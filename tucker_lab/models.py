@@ -21,7 +21,7 @@ from .attention.base import linear
 from .cache import FactorCache
 from .config import AttentionConfig
 
-__all__ = ["LMConfig", "TinyLM", "generate"]
+__all__ = ["LMConfig", "TinyLM", "generate", "ViTConfig", "TinyViT"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +83,9 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: LMConfig):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: "LMConfig | ViTConfig"):
         super().__init__()
         C = cfg.d_model
         self.norm_attn = nn.RMSNorm(C, eps=cfg.norm_eps)
@@ -91,7 +93,7 @@ class Block(nn.Module):
         self.norm_mlp = nn.RMSNorm(C, eps=cfg.norm_eps)
         self.mlp = SwiGLU(C, cfg.hidden)
 
-    def forward(self, x: Tensor, cache: FactorCache | None, start_pos: int | None) -> Tensor:
+    def forward(self, x: Tensor, cache: FactorCache | None = None, start_pos: int | None = None) -> Tensor:
         x = x + self.attn(self.norm_attn(x), cache=cache, start_pos=start_pos)
         return x + self.mlp(self.norm_mlp(x))
 
@@ -177,3 +179,89 @@ def generate(model: TinyLM, prompt_ids: Tensor, max_new_tokens: int, *, temperat
         if i + 1 < max_new_tokens:
             logits = model(nxt[:, None], caches=caches)[:, -1] if use_cache else model(idx)[:, -1]
     return idx[0] if squeeze else idx
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViTConfig:
+    """A TinyViT (Dosovitskiy et al. 2021, arXiv 2010.11929) for small images.
+
+    Attributes:
+        attention: the attention config of every block (must be bidirectional,
+            causal=False; RoPE off is usual, positions come from a learned embedding).
+        n_layers: transformer blocks.
+        image_size, patch_size, channels: square images cut into non-overlapping patches.
+        n_classes: outputs of the classification head (on the class token).
+        mlp_hidden, norm_eps: as in LMConfig.
+    """
+
+    attention: AttentionConfig
+    n_layers: int = 2
+    image_size: int = 8
+    patch_size: int = 2
+    channels: int = 1
+    n_classes: int = 10
+    mlp_hidden: int | None = None
+    norm_eps: float = 1e-6
+
+    def __post_init__(self):
+        for name in ("n_layers", "image_size", "patch_size", "channels", "n_classes"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"ViTConfig.{name} must be an integer >= 1; got {v!r}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"ViTConfig.patch_size must divide image_size={self.image_size}; got {self.patch_size}")
+        if not isinstance(self.attention, AttentionConfig):
+            raise ValueError(f"ViTConfig.attention must be an attention config; got {type(self.attention).__name__}")
+        if self.attention.causal:
+            raise ValueError("ViTConfig.attention must be bidirectional (causal=False) for a ViT")
+
+    d_model = LMConfig.d_model
+    hidden = LMConfig.hidden
+
+    @property
+    def n_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    def param_count(self) -> int:
+        C, P = self.d_model, self.channels * self.patch_size ** 2
+        block = self.attention.param_count() + 3 * C * self.hidden + 2 * C
+        embed = P * C + C + C + (self.n_patches + 1) * C  # patch projection (with bias), class token, positions
+        return embed + self.n_layers * block + C + C * self.n_classes + self.n_classes
+
+
+class TinyViT(nn.Module):
+    """``logits = model(images)``: images (B, H, W) or (B, channels, H, W) -> (B, n_classes).
+
+    Patches are flattened and projected, a class token is prepended, learned position
+    embeddings are added, and the class token's final state is classified.
+    """
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, p = cfg.d_model, cfg.patch_size
+        self.patch_embed = nn.Linear(cfg.channels * p * p, C)
+        self.cls_token = nn.Parameter(torch.zeros(C))
+        self.pos_emb = nn.Parameter(0.02 * torch.randn(cfg.n_patches + 1, C))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = nn.RMSNorm(C, eps=cfg.norm_eps)
+        self.head = nn.Linear(C, cfg.n_classes)
+
+    def patchify(self, images: Tensor) -> Tensor:
+        """(B, [ch,] H, W) -> (B, n_patches, ch * p * p), row-major over patches."""
+        cfg = self.cfg
+        x = images[:, None] if images.ndim == 3 else images
+        if x.shape[1:] != (cfg.channels, cfg.image_size, cfg.image_size):
+            raise ValueError(f"TinyViT: images must be (B, {cfg.channels}, {cfg.image_size}, {cfg.image_size})"
+                             f"{' or (B, H, W)' if cfg.channels == 1 else ''}; got {tuple(images.shape)}")
+        p = cfg.patch_size
+        x = x.unfold(2, p, p).unfold(3, p, p)  # (B, ch, H/p, W/p, p, p)
+        return x.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.patch_embed(self.patchify(images.to(self.patch_embed.weight.dtype)))  # (B, N, C)
+        cls = self.cls_token.expand(x.shape[0], 1, -1)
+        x = torch.cat((cls, x), 1) + self.pos_emb
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm_f(x[:, 0]))

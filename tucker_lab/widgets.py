@@ -8,7 +8,7 @@ figure of the same landscape for readers without a kernel.
 
 See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
 05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 08 (rope_panel),
-10 (bench_panel), 11 (tpa_panel).
+10 (bench_panel), 11 (tpa_panel), 12 (curves_panel).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
                      standard_configs)
 
 __all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
-           "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel", "rope_panel", "bench_panel"]
+           "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel", "rope_panel", "bench_panel",
+           "curves_panel"]
 
 # name -> (d_model, n_heads, n_layers), public model shapes
 MODEL_SIZES = {
@@ -285,3 +286,27 @@ def bench_panel(doc: dict, show: bool = True) -> W.interactive:
 
     return W.interactive(update, scope=W.Dropdown(options=scopes, value=scopes[0]),
                          batch=W.Dropdown(options=batches, value=batches[0]))
+
+
+def curves_panel(doc: dict, show: bool = True) -> W.interactive:
+    """Overlay the validation curves of chosen runs of a sweep (``tucker_lab.experiments``)
+    (ch. 12). ``panel.result``: name -> (eval steps, values) of the chosen runs."""
+    names = [r["name"] for r in doc["runs"]]
+    metrics = ["val_loss"] + (["val_accuracy"] if any(r["curves"]["val_accuracy"] for r in doc["runs"]) else [])
+
+    def update(runs, metric):
+        chosen = {r["name"]: (r["curves"]["step"], r["curves"][metric]) for r in doc["runs"] if r["name"] in runs}
+        if show:
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for name, (steps, vals) in chosen.items():
+                ax.plot(steps, vals, marker=".", label=name)
+            ax.set(xlabel="training step", ylabel=metric.replace("_", " "), title=f"{doc['task']}: {metric}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            plt.show()
+        return chosen
+
+    default = tuple(n for n in names if n == "MHA" or n.startswith("Tucker"))[:4] or tuple(names[:3])
+    return W.interactive(update, runs=W.SelectMultiple(options=names, value=default, rows=min(12, len(names))),
+                         metric=W.Dropdown(options=metrics, value=metrics[0]))
