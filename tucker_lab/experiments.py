@@ -168,7 +168,8 @@ def plot_frontier(doc: dict, metric: str = "val_loss", ax=None):
         ax.plot([r["attention_params"] for r in rs], [r[metric] for r in rs], marker="o", ms=4,
                 color=f"C{i}", label=f, lw=1.2)
         for r in rs:
-            ax.annotate(r["name"].split("-", 1)[-1] if "-" in r["name"] else "", (r["attention_params"], r[metric]),
+            label = r["name"].split("-", 1)[-1] if "-" in r["name"] else ("" if r["name"] == f else r["name"])
+            ax.annotate(label, (r["attention_params"], r[metric]),
                         textcoords="offset points", xytext=(3, 3), fontsize=6, color=f"C{i}")
     ax.set(xscale="log", xlabel="attention parameters (all layers, log)",
            ylabel={"val_loss": "validation loss", "val_accuracy": "validation accuracy"}.get(metric, metric),
