@@ -21,6 +21,8 @@ from .attention import (AttentionModule, GQAAttention, MLAttention, TPAttention,
 from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
                      make_config, standard_configs)
 from .convert import attention_tensors, to_tpa, to_tucker
+from .compress import compress, compress_model, rank_profile, to_gqa, to_mla
+from .hf import from_hf
 from .cache import FactorCache
 from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
@@ -36,5 +38,6 @@ __all__ = [
     "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
-    "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data",
+    "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
+    "rank_profile", "to_gqa", "to_mla", "from_hf",
 ]

@@ -17,8 +17,8 @@ import tensorly as tl
 import torch
 from torch import Tensor
 
-__all__ = ["unfold", "fold", "mode_product", "tucker_to_tensor",
-           "multilinear_singular_values", "multilinear_rank"]
+__all__ = ["unfold", "fold", "mode_product", "tucker_to_tensor", "multilinear_singular_values",
+           "multilinear_rank", "energy_rank", "check_ranks", "hosvd", "hooi", "relative_error"]
 
 
 @contextmanager
@@ -65,3 +65,59 @@ def multilinear_rank(t: Tensor, rtol: float | None = None) -> tuple[int, ...]:
         rtol = 1e3 * torch.finfo(t.dtype).eps * max(t.shape)
     return tuple(int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
                  for s in multilinear_singular_values(t))
+
+
+def energy_rank(s: Tensor, energy: float) -> int:
+    """Smallest r whose leading singular values hold ``energy`` of sum(s^2) (0 < energy <= 1)."""
+    if not 0 < energy <= 1:
+        raise ValueError(f"energy must be in (0, 1]; got {energy}")
+    e = (s.double() ** 2).cumsum(0)
+    if e[-1] == 0:
+        return 0
+    return int((e < energy * e[-1] * (1 - 1e-12)).sum()) + 1
+
+
+def check_ranks(shape: tuple[int, ...], ranks, names=None) -> tuple[int, ...]:
+    """ValueError unless ranks[n] is an integer in [1, shape[n]] for every mode."""
+    ranks = tuple(ranks)
+    if len(ranks) != len(shape):
+        raise ValueError(f"ranks must have one entry per mode ({len(shape)}); got {ranks}")
+    for n, (r, d) in enumerate(zip(ranks, shape)):
+        if not isinstance(r, int) or isinstance(r, bool) or not 1 <= r <= d:
+            mode = names[n] if names else f"mode {n}"
+            raise ValueError(f"rank of {mode} must be an integer in [1, {d}] (its dimension); got {r!r}")
+    return ranks
+
+
+def hosvd(t: Tensor, ranks, modes=None) -> tuple[Tensor, list[Tensor]]:
+    """Truncated HOSVD (De Lathauwer et al. 2000): U_n = the leading ranks[n] left singular
+    vectors of the mode-n unfolding, core = t x_n U_n^T. Returns (core, factors), each
+    factor (I_n, r_n) with orthonormal columns. ``modes``: decompose only these modes
+    (ranks then has one entry per listed mode; the others keep their full size)."""
+    return _tucker(t, ranks, modes, n_iter_max=0)
+
+
+def hooi(t: Tensor, ranks, modes=None, n_iter_max: int = 100, tol: float = 1e-10) -> tuple[Tensor, list[Tensor]]:
+    """Higher-order orthogonal iteration (De Lathauwer et al. 2000), initialized by HOSVD:
+    alternately re-fits each factor to the others until the fit stops improving. Its
+    error is never above HOSVD's at the same ranks."""
+    return _tucker(t, ranks, modes, n_iter_max=n_iter_max, tol=tol)
+
+
+def _tucker(t, ranks, modes, n_iter_max, tol=1e-10):
+    from tensorly.decomposition import partial_tucker, tucker
+    if modes is None:
+        check_ranks(tuple(t.shape), ranks)
+        with _torch_backend():
+            res = tucker(t, rank=list(ranks), n_iter_max=n_iter_max, init="svd", tol=tol)
+        return res.core, list(res.factors)
+    check_ranks(tuple(t.shape[m] for m in modes), ranks, [f"mode {m}" for m in modes])
+    with _torch_backend():
+        (core, factors), _ = partial_tucker(t, rank=list(ranks), modes=list(modes), n_iter_max=n_iter_max,
+                                            init="svd", tol=tol)
+    return core, list(factors)
+
+
+def relative_error(t: Tensor, approx: Tensor) -> float:
+    """||t - approx||_F / ||t||_F."""
+    return ((t - approx).norm() / t.norm()).item()

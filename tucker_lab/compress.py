@@ -1,0 +1,215 @@
+"""Ranks of trained layers and post-hoc compression into Tucker form.
+
+``rank_profile(layer_or_model)``: for every attention layer, the singular values of
+the three unfoldings of W_qk and W_vo and the ranks that keep given fractions of
+their energy. ``compress(layer, ranks_qk, ranks_vo)``: a Tucker layer from a
+truncated Tucker decomposition (HOSVD or HOOI, tensorly) of the layer's two
+weight tensors, as the Tucker paper converts pretrained ViTs (App. C.1.4).
+Baselines for the same budget: ``to_gqa`` (mean-pooled or SVD-projected key/value
+groups; Ainslie et al. 2023, sec. 2.1) and ``to_mla`` (SVD of the stacked key and
+value projections).
+
+RoPE: a rotation acts on the key latent, so the key mode of a layer with RoPE is
+kept as its exact Tucker form has it (``to_tucker``: block, tail or latent RoPE)
+and only the head and query modes of W_qk are truncated; W_vo carries no position
+and is truncated in every mode.
+
+See: book/13_compression.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .attention import GQAAttention, MLAttention, TuckerAttention
+from .attention.base import AttentionModule
+from .config import GQAConfig, MLAConfig, TuckerConfig
+from .convert import attention_tensors, to_tucker
+from .tensor import energy_rank, hooi, hosvd, multilinear_singular_values, relative_error
+
+__all__ = ["LayerRanks", "rank_profile", "compress", "compress_model", "attention_layers", "to_gqa", "to_mla",
+           "compression_error"]
+
+MODES = {"qk": ("head", "query", "key"), "vo": ("head", "output", "value")}
+
+
+def attention_layers(model: nn.Module) -> dict[str, AttentionModule]:
+    """The attention layers of a model, by module name: tucker_lab layers, and Hugging Face
+    LlamaAttention / DeepseekV3Attention modules converted with ``from_hf``."""
+    from .hf import SUPPORTED, from_hf
+    if isinstance(model, AttentionModule):
+        return {"": model}
+    found = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, AttentionModule):
+            found[name] = mod
+        elif type(mod).__name__ in SUPPORTED:
+            found[name] = from_hf(mod)
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no attention layers tucker_lab can read (its own layers, "
+                         f"or Hugging Face {', '.join(SUPPORTED)})")
+    return found
+
+
+@dataclass
+class LayerRanks:
+    """Singular values and energy ranks of one layer's two tensors, per mode."""
+
+    name: str
+    spectra: dict[str, list[Tensor]]  # "qk"/"vo" -> three spectra (head, query/output, key/value)
+    energies: tuple[float, ...]
+    ranks: dict[str, dict[float, tuple[int, int, int]]] = field(init=False)
+
+    def __post_init__(self):
+        self.ranks = {t: {e: tuple(energy_rank(s, e) for s in sv) for e in self.energies}
+                      for t, sv in self.spectra.items()}
+
+    def rows(self) -> list[dict]:
+        return [{"layer": self.name, "tensor": t, "mode": MODES[t][m], "dim": len(self.spectra[t][m]),
+                 **{f"rank@{e:g}": self.ranks[t][e][m] for e in self.energies}}
+                for t in ("qk", "vo") for m in range(3)]
+
+
+def rank_profile(layer_or_model: nn.Module, energies=(0.9, 0.99, 0.999)) -> list[LayerRanks]:
+    """Per attention layer: the mode spectra of W_qk and W_vo and their energy ranks.
+
+    ``rows()`` of each entry (or ``[r for p in profile for r in p.rows()]``) is a table;
+    ``tucker_lab.plots.plot_spectra`` draws the spectra."""
+    out = []
+    for name, layer in attention_layers(layer_or_model).items():
+        with torch.no_grad():
+            W_qk, W_vo = attention_tensors(layer)
+        spectra = {"qk": multilinear_singular_values(W_qk.double()), "vo": multilinear_singular_values(W_vo.double())}
+        out.append(LayerRanks(name or type(layer).__name__, spectra, tuple(energies)))
+    return out
+
+
+def _decompose(t: Tensor, ranks, method: str, modes=None):
+    if method not in ("hosvd", "hooi"):
+        raise ValueError(f"method must be 'hosvd' or 'hooi'; got {method!r}")
+    return (hosvd if method == "hosvd" else hooi)(t, ranks, modes=modes)
+
+
+def compress(layer: AttentionModule, ranks_qk, ranks_vo, method: str = "hosvd") -> TuckerAttention:
+    """A TuckerAttention whose W_qk and W_vo are the truncated Tucker decompositions
+    (``method`` "hosvd" or "hooi") of ``layer``'s, with ranks (head, query, key) and
+    (head, output, value). At the full multilinear ranks it reproduces the layer
+    exactly. With RoPE, ranks_qk[2] must equal the layer's key latent (see module doc)."""
+    src = layer.cfg
+    H, C = src.H, src.C
+    dtype = next(layer.parameters()).dtype
+    with torch.no_grad():
+        W_qk, W_vo = attention_tensors(layer)
+        core_vo, (Uh_vo, U_o, U_v) = _decompose(W_vo, tuple(ranks_vo), method)
+        if not src.rope:
+            core_qk, (Uh_qk, U_q, U_k) = _decompose(W_qk, tuple(ranks_qk), method)
+            rope = dict(rope=False)
+        else:
+            exact = layer if isinstance(layer, TuckerAttention) else to_tucker(layer)
+            rk = exact.cfg.r_k
+            if len(tuple(ranks_qk)) != 3 or ranks_qk[2] != rk:
+                raise ValueError(f"compress: with RoPE the key mode keeps its latent of {rk} dims (a rotation "
+                                 f"does not commute with a change of key basis); ranks_qk[2] must be {rk}, "
+                                 f"got {tuple(ranks_qk)}")
+            # per-head query maps into the key latent, (H, C, r_k); truncate head and query modes only
+            M = torch.einsum("hs,sqk,cq->hck", exact.U_head_qk, exact.core_qk, exact.U_q)
+            core_qk, (Uh_qk, U_q) = _decompose(M, tuple(ranks_qk[:2]), method, modes=[0, 1])
+            U_k = exact.U_k
+            rope = dict(rope=True, rope_base=src.rope_base, rope_layout=exact.cfg.rope_layout,
+                        rope_dim=exact.cfg.rope_dim)
+        cfg = TuckerConfig(d_model=C, n_heads=H, ranks_qk=tuple(core_qk.shape), ranks_vo=tuple(core_vo.shape),
+                           causal=src.causal, scale=src.softmax_scale, **rope)
+        t = TuckerAttention(cfg, impl=layer.impl).to(dtype=dtype, device=W_qk.device)
+        for name, value in (("core_qk", core_qk), ("U_head_qk", Uh_qk), ("U_q", U_q), ("U_k", U_k),
+                            ("core_vo", core_vo), ("U_head_vo", Uh_vo), ("U_o", U_o), ("U_v", U_v)):
+            getattr(t, name).copy_(value)
+    return t
+
+
+def compression_error(layer: AttentionModule, compressed: AttentionModule) -> dict[str, float]:
+    """Relative Frobenius errors of the two weight tensors."""
+    with torch.no_grad():
+        a, b = attention_tensors(layer), attention_tensors(compressed)
+    return {"qk": relative_error(a[0], b[0]), "vo": relative_error(a[1], b[1])}
+
+
+def compress_model(model: nn.Module, ranks_qk, ranks_vo, method: str = "hosvd") -> nn.Module:
+    """Replace every tucker_lab attention layer of ``model`` by ``compress(layer, ...)``, in place."""
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, AttentionModule)}
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no tucker_lab attention layers to compress")
+    for name, layer in layers.items():
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, compress(layer, ranks_qk, ranks_vo, method))
+    return model
+
+
+def _mha_weights(layer: GQAAttention):
+    cfg = layer.cfg
+    if not isinstance(layer, GQAAttention) or cfg.G != cfg.H:
+        raise TypeError(f"expected an MHA layer (GQAAttention with n_kv_heads = n_heads); got {type(layer).__name__} "
+                        f"{cfg}")
+    H, D, C = cfg.H, cfg.D, cfg.C
+    per = lambda w: w.weight.view(H, D, C).transpose(1, 2)  # (H, C, D)
+    return per(layer.w_q), per(layer.w_k), per(layer.w_v), layer.w_o.weight.view(C, H, D).permute(1, 2, 0)
+
+
+def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAttention:
+    """MHA -> GQA with ``n_kv_heads`` groups. "mean": each group's keys and values are the
+    mean of its heads' (Ainslie et al. 2023, sec. 2.1). "svd": each group's key (value)
+    projection is the top-D left singular subspace of its heads' stacked keys (values),
+    and every head's query (output) map is projected onto it, so W_q[i] W_k[i]^T becomes
+    W_q[i] W_k[i]^T P_g (P_g the projector onto the group's key subspace)."""
+    Wq, Wk, Wv, Wo = _mha_weights(layer)
+    src = layer.cfg
+    cfg = GQAConfig(d_model=src.C, n_heads=src.H, n_kv_heads=n_kv_heads, d_head=src.d_head, causal=src.causal,
+                    rope=src.rope, rope_base=src.rope_base, scale=src.scale)
+    H, G, D, C = cfg.H, cfg.G, cfg.D, cfg.C
+    R = H // G
+    out = GQAAttention(cfg, impl=layer.impl).to(Wq)
+    with torch.no_grad():
+        q, o = Wq.clone(), Wo.clone()
+        k, v = torch.empty(G, C, D, dtype=Wq.dtype), torch.empty(G, C, D, dtype=Wq.dtype)
+        for g in range(G):
+            heads = slice(g * R, (g + 1) * R)
+            if method == "mean":
+                k[g], v[g] = Wk[heads].mean(0), Wv[heads].mean(0)
+            elif method == "svd":
+                k[g] = torch.linalg.svd(torch.cat(list(Wk[heads]), 1), full_matrices=False)[0][:, :D]
+                v[g] = torch.linalg.svd(torch.cat(list(Wv[heads]), 1), full_matrices=False)[0][:, :D]
+                q[heads] = Wq[heads] @ (Wk[heads].transpose(1, 2) @ k[g])  # x W_q W_k^T U U^T x'
+                o[heads] = (v[g].T @ Wv[heads]) @ Wo[heads]  # U U^T W_v W_o
+            else:
+                raise ValueError(f"method must be 'mean' or 'svd'; got {method!r}")
+        out.w_q.weight.copy_(q.transpose(1, 2).reshape(H * D, C))
+        out.w_k.weight.copy_(k.transpose(1, 2).reshape(G * D, C))
+        out.w_v.weight.copy_(v.transpose(1, 2).reshape(G * D, C))
+        out.w_o.weight.copy_(o.permute(2, 0, 1).reshape(C, H * D))
+    return out
+
+
+def to_mla(layer: GQAAttention, kv_rank: int) -> MLAttention:
+    """MHA (without RoPE) -> MLA with a KV latent of ``kv_rank``: W_dkv = the top kv_rank left
+    singular vectors of [W_k, W_v] (C x 2HD), W_uk, W_uv their coordinates (the best
+    rank-kv_rank joint approximation of keys and values, Eckart-Young)."""
+    Wq, Wk, Wv, Wo = _mha_weights(layer)
+    src = layer.cfg
+    if src.rope:
+        raise ValueError("to_mla: an MHA layer with RoPE has no exact MLA counterpart without a decoupled key; "
+                         "convert a layer without RoPE (e.g. a ViT's)")
+    cfg = MLAConfig(d_model=src.C, n_heads=src.H, d_head=src.d_head, kv_rank=kv_rank, rope=False,
+                    causal=src.causal, scale=src.softmax_scale)
+    H, D, C = cfg.H, cfg.D, cfg.C
+    out = MLAttention(cfg, impl=layer.impl).to(Wq)
+    with torch.no_grad():
+        K = torch.cat(list(Wk), 1)  # (C, H D)
+        V = torch.cat(list(Wv), 1)
+        U = torch.linalg.svd(torch.cat((K, V), 1), full_matrices=False)[0][:, :kv_rank]  # (C, R)
+        out.w_q.weight.copy_(layer.w_q.weight)
+        out.w_dkv.weight.copy_(U.T)
+        out.w_uk.weight.copy_((U.T @ K).T)  # (H D, R): k = c_kv W_uk
+        out.w_uv.weight.copy_((U.T @ V).T)
+        out.w_o.weight.copy_(layer.w_o.weight)
+    return out

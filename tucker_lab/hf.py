@@ -1,0 +1,101 @@
+"""Import Hugging Face attention modules as tucker_lab layers (optional extra ``hf``).
+
+``from_hf(module)`` turns a transformers ``LlamaAttention`` (GQA with RoPE) into a
+GQAAttention and a ``DeepseekV3Attention`` (MLA with decoupled RoPE and latent
+RMSNorms) into an MLAttention with the same weights, scale and RoPE base; then
+``to_tucker`` gives their exact Tucker form. Both libraries use the half-split
+RoPE convention inside the attention; DeepSeek's checkpoints store the RoPE
+dims interleaved (``config.rope_interleave``), so those weight rows are permuted
+on import. Biases and scaled RoPE variants (YaRN, ...) are refused with a clear error.
+
+See: book/13_compression.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .attention import GQAAttention, MLAttention
+from .config import GQAConfig, MLAConfig
+
+__all__ = ["SUPPORTED", "from_hf"]
+
+SUPPORTED = ("LlamaAttention", "DeepseekV3Attention")
+
+
+def _rope_base(config) -> float:
+    params = getattr(config, "rope_parameters", None) or {"rope_theta": getattr(config, "rope_theta", 10000.0)}
+    if params.get("rope_type", "default") != "default":
+        raise ValueError(f"from_hf: RoPE type {params['rope_type']!r} (scaled RoPE) is not supported; "
+                         "tucker_lab implements standard RoPE")
+    return float(params["rope_theta"])
+
+
+def _no_bias(module: nn.Module, *names: str) -> None:
+    for n in names:
+        lin = getattr(module, n, None)
+        if lin is not None and lin.bias is not None:
+            raise ValueError(f"from_hf: {type(module).__name__}.{n} has a bias; tucker_lab's layers have none")
+
+
+def _interleaved_to_half(n: int, device) -> Tensor:
+    """Row order taking interleaved RoPE pairs (0,1), (2,3), ... to half-split (0, 2, ..., 1, 3, ...)."""
+    return torch.cat((torch.arange(0, n, 2, device=device), torch.arange(1, n, 2, device=device)))
+
+
+def _llama(m: nn.Module) -> GQAAttention:
+    c = m.config
+    _no_bias(m, "q_proj", "k_proj", "v_proj", "o_proj")
+    cfg = GQAConfig(d_model=c.hidden_size, n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads,
+                    d_head=m.head_dim, rope_base=_rope_base(c), scale=float(m.scaling))
+    w = m.q_proj.weight
+    layer = GQAAttention(cfg).to(dtype=w.dtype, device=w.device)
+    with torch.no_grad():  # same layout: nn.Linear rows are heads x head dims
+        for mine, theirs in (("w_q", "q_proj"), ("w_k", "k_proj"), ("w_v", "v_proj"), ("w_o", "o_proj")):
+            getattr(layer, mine).weight.copy_(getattr(m, theirs).weight)
+    return layer
+
+
+def _deepseek(m: nn.Module) -> MLAttention:
+    c = m.config
+    _no_bias(m, "q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
+    H, D, dr, Dv, R, Rq = (m.num_heads, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank,
+                           m.q_lora_rank)
+    cfg = MLAConfig(d_model=m.hidden_size, n_heads=H, d_head=D, kv_rank=R, q_rank=Rq, rope_dim=dr, v_head_dim=Dv,
+                    latent_norm=True, rope_base=_rope_base(c), scale=float(m.scaling))
+    w = m.kv_b_proj.weight
+    layer = MLAttention(cfg).to(dtype=w.dtype, device=w.device)
+    perm = (_interleaved_to_half(dr, w.device) if getattr(c, "rope_interleave", False)
+            else torch.arange(dr, device=w.device))
+    with torch.no_grad():
+        q_up = (m.q_proj if Rq is None else m.q_b_proj).weight.view(H, D + dr, -1)  # per head [nope | rope]
+        (layer.w_q if Rq is None else layer.w_uq).weight.copy_(q_up[:, :D].reshape(H * D, -1))
+        layer.w_qr.weight.copy_(q_up[:, D:][:, perm].reshape(H * dr, -1))
+        if Rq is not None:
+            layer.w_dq.weight.copy_(m.q_a_proj.weight)
+            layer.q_norm.weight.copy_(m.q_a_layernorm.weight)
+            layer.q_norm.eps = m.q_a_layernorm.variance_epsilon
+        kv_a = m.kv_a_proj_with_mqa.weight  # rows [c_kv (R) | k_rope (D_rope)]
+        layer.w_dkv.weight.copy_(kv_a[:R])
+        layer.w_kr.weight.copy_(kv_a[R:][perm])
+        layer.kv_norm.weight.copy_(m.kv_a_layernorm.weight)
+        layer.kv_norm.eps = m.kv_a_layernorm.variance_epsilon
+        kv_b = m.kv_b_proj.weight.view(H, D + Dv, R)  # per head [k_nope (D) | v (D_v)]
+        layer.w_uk.weight.copy_(kv_b[:, :D].reshape(H * D, R))
+        layer.w_uv.weight.copy_(kv_b[:, D:].reshape(H * Dv, R))
+        layer.w_o.weight.copy_(m.o_proj.weight)
+    return layer
+
+
+def from_hf(module: nn.Module):
+    """A tucker_lab layer computing what a Hugging Face attention module computes.
+
+    Supported: LlamaAttention -> GQAAttention; DeepseekV3Attention -> MLAttention
+    (latent_norm=True). Raises TypeError for other modules, ValueError for biases or
+    scaled RoPE."""
+    kind = type(module).__name__
+    if kind == "LlamaAttention":
+        return _llama(module)
+    if kind == "DeepseekV3Attention":
+        return _deepseek(module)
+    raise TypeError(f"from_hf: cannot import {kind}; supported: {', '.join(SUPPORTED)}")
