@@ -21,7 +21,7 @@ from .attention import (AttentionModule, GQAAttention, MLAttention, TPAttention,
 from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
                      make_config, standard_configs)
 from .convert import attention_tensors, to_tpa, to_tucker
-from .compress import compress, compress_model, rank_profile, to_gqa, to_mla
+from .compression import compress, compress_model, rank_profile, to_gqa, to_mla
 from .hf import from_hf
 from .cache import FactorCache
 from .functional import attend

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tucker_lab as tkl
-from tucker_lab import compress as cz
+from tucker_lab import compression as cz
 from tucker_lab.tensor import multilinear_rank
 from cases import CASES
 
