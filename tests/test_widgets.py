@@ -110,3 +110,19 @@ def test_curves_panel_overlays_chosen_runs():
     assert set(p.result) == {"MHA", "Tucker-1,8,4"}
     knob(p, "runs").value = ("GQA-2",)
     assert p.result == {"GQA-2": ([1, 2], [3.0, 2.1])}
+
+
+def test_hosvd_panel():
+    from tucker_lab.tensor import hosvd, relative_error, tucker_to_tensor
+    t = torch.randn(4, 5, 6, dtype=torch.float64)
+    p = widgets.hosvd_panel(t, show=False)
+    knob(p, "r1").value, knob(p, "r2").value, knob(p, "r3").value = 2, 3, 4
+    assert p.result["hosvd"] == relative_error(t, tucker_to_tensor(*hosvd(t, (2, 3, 4))))
+    assert p.result["hooi"] <= p.result["hosvd"] + 1e-12 and p.result["numbers"] == 24 + 8 + 15 + 24
+
+
+def test_compression_panel():
+    layer = tkl.build_attention(tkl.MHAConfig(d_model=16, n_heads=4, rope=False)).double()
+    p = widgets.compression_panel(layer, show=False)
+    knob(p, "r_head").value, knob(p, "r_embed").value, knob(p, "r_latent").value = 4, 16, 16
+    assert p.result["qk"] < 1e-12 and p.result["vo"] < 1e-12 and p.result["original"] == 4 * 16 * 16

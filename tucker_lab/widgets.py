@@ -8,7 +8,8 @@ figure of the same landscape for readers without a kernel.
 
 See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
 05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 08 (rope_panel),
-10 (bench_panel), 11 (tpa_panel), 12 (curves_panel).
+10 (bench_panel), 11 (tpa_panel), 12 (curves_panel), 04 (hosvd_panel),
+13 (compression_panel).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
 
 __all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
            "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel", "rope_panel", "bench_panel",
-           "curves_panel"]
+           "curves_panel", "hosvd_panel", "compression_panel"]
 
 # name -> (d_model, n_heads, n_layers), public model shapes
 MODEL_SIZES = {
@@ -310,3 +311,47 @@ def curves_panel(doc: dict, show: bool = True) -> W.interactive:
     default = tuple(n for n in names if n == "MHA" or n.startswith("Tucker"))[:4] or tuple(names[:3])
     return W.interactive(update, runs=W.SelectMultiple(options=names, value=default, rows=min(12, len(names))),
                          metric=W.Dropdown(options=metrics, value=metrics[0]))
+
+
+def hosvd_panel(t: "torch.Tensor", show: bool = True) -> W.interactive:
+    """Multilinear ranks of a third-order tensor -> relative error of its truncated HOSVD
+    and HOOI, and the numbers stored (ch. 4). ``panel.result``: a dict of those."""
+    from .tensor import hooi, hosvd, relative_error, tucker_to_tensor
+
+    def update(r1, r2, r3):
+        ranks = (r1, r2, r3)
+        out = {"ranks": ranks, "numbers": r1 * r2 * r3 + sum(d * r for d, r in zip(t.shape, ranks)),
+               "dense": t.numel()}
+        for name, f in (("hosvd", hosvd), ("hooi", hooi)):
+            out[name] = relative_error(t, tucker_to_tensor(*f(t, ranks)))
+        if show:
+            display(HTML(f"ranks {ranks}: HOSVD error {out['hosvd']:.4f}, HOOI error {out['hooi']:.4f}; "
+                         f"{out['numbers']:,} numbers instead of {out['dense']:,}"))
+        return out
+
+    return W.interactive(update, **{f"r{n + 1}": W.IntSlider(value=max(1, d // 2), min=1, max=d)
+                                    for n, d in enumerate(t.shape)})
+
+
+def compression_panel(layer, show: bool = True) -> W.interactive:
+    """Tucker ranks (the same triple for W_qk and W_vo) -> the compressed layer's weight
+    errors and attention parameters next to the original's (ch. 13). ``panel.result``: a dict."""
+    from .compression import compress, compression_error
+    H, C = layer.cfg.H, layer.cfg.C
+
+    def update(r_head, r_embed, r_latent):
+        try:
+            t = compress(layer, (r_head, r_embed, r_latent), (r_head, r_embed, r_latent))
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+        out = {**compression_error(layer, t), "params": t.cfg.param_count(), "original": layer.cfg.param_count()}
+        if show:
+            display(HTML(f"relative error W_qk {out['qk']:.4f}, W_vo {out['vo']:.4f}; attention parameters "
+                         f"{out['params']:,} (original {out['original']:,})"))
+        return out
+
+    return W.interactive(update, r_head=W.IntSlider(value=max(1, H // 2), min=1, max=H),
+                         r_embed=W.IntSlider(value=max(1, C // 2), min=1, max=C),
+                         r_latent=W.IntSlider(value=max(1, C // 4), min=1, max=C))
