@@ -28,7 +28,19 @@ from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
 from .train import History, TrainConfig, train
 from .rope import apply_rope
-from . import accounting, data, exercises, plots, reference, tensor, widgets
+from . import reference, tensor
+
+# Submodules with command-line entry points or heavier imports load on first use,
+# so that `python -m tucker_lab.accounting` does not find itself already imported.
+_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "plots", "widgets")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tucker_lab' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
