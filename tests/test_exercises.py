@@ -1,4 +1,6 @@
 """Every registered exercise accepts its own solution and rejects a wrong answer."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,8 +33,10 @@ def test_solution_passes_and_wrong_answer_fails(key, capsys):
 
 
 def test_every_book_chapter_has_exercises():
+    book = Path(__file__).resolve().parents[1] / "book"
+    written = {int(p.name[:2]) for p in book.glob("[0-9][0-9]_*.ipynb")}
     chapters = {int(k.split(".")[0]) for k in exercises.keys()}
-    assert {1, 2, 3, 5, 6, 7, 11} <= chapters
+    assert written and written <= chapters
 
 
 def test_unknown_exercise():
