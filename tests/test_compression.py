@@ -91,6 +91,15 @@ def test_compress_model_replaces_every_layer():
         cz.compress_model(torch.nn.Linear(3, 3), (1, 1, 1), (1, 1, 1))
 
 
+def test_compress_model_of_a_bare_layer_is_compress():
+    torch.manual_seed(0)
+    l = layer(CASES["mha-norope"])
+    x = x_for(l)
+    got, want = cz.compress_model(l, (2, 12, 12), (2, 12, 12)), cz.compress(l, (2, 12, 12), (2, 12, 12))
+    assert isinstance(got, tkl.TuckerAttention) and got.cfg == want.cfg
+    torch.testing.assert_close(got(x), want(x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("method", ["mean", "svd"])
 def test_to_gqa(method):
     l = layer(CASES["mha-norope"])

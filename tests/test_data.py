@@ -53,7 +53,7 @@ def test_corpus_from_a_file(tmp_path):
 
 def test_digits_offline_and_stratified():
     d = Digits()
-    (xt, yt), (xv, yv) = d.splits["train"], d.splits["val"]
+    (xt, yt), (_, yv) = d.splits["train"], d.splits["val"]
     assert xt.shape[1:] == (8, 8) and len(yt) + len(yv) == 1797 and 0 <= xt.min() and xt.max() <= 1
     counts = torch.bincount(yv, minlength=10)
     assert counts.min() >= 34 and counts.max() <= 37  # about 20% of each class

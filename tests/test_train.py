@@ -3,14 +3,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
 
 import tucker_lab as tkl
 from tucker_lab.data import AssociativeRecall, text_corpus
-from tucker_lab.train import History, TrainConfig, load_checkpoint, lr_at, train
+from tucker_lab.train import TrainConfig, load_checkpoint, lr_at, train
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i % 7}.\n" for i in range(400))
 ATT = tkl.TuckerConfig(d_model=32, n_heads=4, ranks_qk=(2, 16, 8), ranks_vo=(2, 16, 8))

@@ -136,7 +136,10 @@ def compression_error(layer: AttentionModule, compressed: AttentionModule) -> di
 
 
 def compress_model(model: nn.Module, ranks_qk, ranks_vo, method: str = "hosvd") -> nn.Module:
-    """Replace every tucker_lab attention layer of ``model`` by ``compress(layer, ...)``, in place."""
+    """Replace every tucker_lab attention layer of ``model`` by ``compress(layer, ...)``, in place
+    (a bare layer is returned compressed)."""
+    if isinstance(model, AttentionModule):
+        return compress(model, ranks_qk, ranks_vo, method)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, AttentionModule)}
     if not layers:
         raise ValueError(f"{type(model).__name__} has no tucker_lab attention layers to compress")
@@ -147,13 +150,12 @@ def compress_model(model: nn.Module, ranks_qk, ranks_vo, method: str = "hosvd") 
 
 
 def _mha_weights(layer: GQAAttention):
-    cfg = layer.cfg
-    if not isinstance(layer, GQAAttention) or cfg.G != cfg.H:
+    """W_q, W_k, W_v (H, C, D) and W_o (H, D, C) of an MHA layer."""
+    if not isinstance(layer, GQAAttention) or layer.cfg.G != layer.cfg.H:
         raise TypeError(f"expected an MHA layer (GQAAttention with n_kv_heads = n_heads); got {type(layer).__name__} "
-                        f"{cfg}")
-    H, D, C = cfg.H, cfg.D, cfg.C
-    per = lambda w: w.weight.view(H, D, C).transpose(1, 2)  # (H, C, D)
-    return per(layer.w_q), per(layer.w_k), per(layer.w_v), layer.w_o.weight.view(C, H, D).permute(1, 2, 0)
+                        f"{layer.cfg}")
+    p = layer.head_projections()
+    return p["W_q"], p["W_k"], p["W_v"], p["W_o"]
 
 
 def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAttention:
@@ -201,7 +203,6 @@ def to_mla(layer: GQAAttention, kv_rank: int) -> MLAttention:
                          "convert a layer without RoPE (e.g. a ViT's)")
     cfg = MLAConfig(d_model=src.C, n_heads=src.H, d_head=src.d_head, kv_rank=kv_rank, rope=False,
                     causal=src.causal, scale=src.softmax_scale)
-    H, D, C = cfg.H, cfg.D, cfg.C
     out = MLAttention(cfg, impl=layer.impl).to(Wq)
     with torch.no_grad():
         K = torch.cat(list(Wk), 1)  # (C, H D)

@@ -100,7 +100,7 @@ def _parts_tpa(layer: TPAttention) -> dict:
     if cfg.contextual_a:
         raise ValueError("to_tucker: TPA with contextual_a=True is not a Tucker point (its "
                          "head factors depend on x); use contextual_a=False")
-    C, H, D, Rk, Rv = cfg.C, cfg.H, cfg.D, cfg.k_rank, cfg.v_rank
+    C, D, Rk, Rv = cfg.C, cfg.D, cfg.k_rank, cfg.v_rank
     _check_latent("k_rank * d_head", Rk * D, C)
     _check_latent("v_rank * d_head", Rv * D, C)
     P = layer.head_projections()  # W_q[i] = (1/R_q) sum_r a_q[r, i] Wb_q[r]

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["Exercise", "exercise", "check", "prompt", "keys", "solution"]
+__all__ = ["Exercise", "exercise", "check", "prompt", "keys", "solution", "seeded_layer"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ def exercise(key: str, prompt: str, hint: str = "", rtol: float = 1e-6):
         _REGISTRY[key] = Exercise(key, prompt, solve, hint, rtol)
         return solve
     return register
+
+
+def seeded_layer(cfg, seed: int, dtype: torch.dtype = torch.float64):
+    """``build_attention(cfg)`` drawn after ``torch.manual_seed(seed)``, in ``dtype``, leaving
+    the reader's random state alone: the fixed layer an exercise's prompt describes."""
+    from ..attention import build_attention
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_attention(cfg).to(dtype)
 
 
 def _get(key: str) -> Exercise:

@@ -2,11 +2,10 @@
 import torch
 
 from ..accounting import accounting_rows
-from ..attention import build_attention
 from ..config import GQAConfig
 from ..convert import attention_tensors
 from ..tensor import multilinear_rank
-from . import exercise
+from . import exercise, seeded_layer
 
 
 @exercise("2.1", "How many attention parameters does one GQA layer with d_model = 2048, 16 query "
@@ -43,7 +42,5 @@ def _():
           hint="All values live in the span of the G value heads' columns: G D dimensions. The "
           "output side is spanned by the H heads' W_o blocks.")
 def _():
-    with torch.random.fork_rng():  # leave the reader's random state alone
-        torch.manual_seed(0)
-        layer = build_attention(GQAConfig(d_model=64, n_heads=8, n_kv_heads=2)).double()
+    layer = seeded_layer(GQAConfig(d_model=64, n_heads=8, n_kv_heads=2), seed=0)
     return multilinear_rank(attention_tensors(layer)[1])

@@ -1,11 +1,10 @@
 """Exercises of chapter 5 (attention as a tensor). See book/05_attention_tensor."""
 import torch
 
-from ..attention import build_attention
 from ..config import GQAConfig, MLAConfig
 from ..convert import attention_tensors
 from ..tensor import mode_product, multilinear_rank, unfold
-from . import exercise
+from . import exercise, seeded_layer
 
 
 @exercise("5.1", "Llama-3-8B attention has d_model = 4096, 32 query heads of dim 128 and 8 KV heads "
@@ -43,9 +42,8 @@ def _():
                "exceeds the product of the other two ranks.")
 def _():
     g = torch.Generator().manual_seed(5)
-    with torch.random.fork_rng(), torch.no_grad():  # leave the reader's RNG state alone
-        torch.manual_seed(5)
-        layer = build_attention(GQAConfig(d_model=64, n_heads=8, n_kv_heads=1, rope=False)).double()
+    layer = seeded_layer(GQAConfig(d_model=64, n_heads=8, n_kv_heads=1, rope=False), seed=5)
+    with torch.no_grad():
         W_qk, _ = attention_tensors(layer)
         M = (torch.randn(64, 5, generator=g, dtype=torch.float64)
              @ torch.randn(5, 64, generator=g, dtype=torch.float64))

@@ -1,11 +1,10 @@
 """Exercises of chapter 6 (Tucker attention). See book/06_tucker."""
 import torch
 
-from ..attention import build_attention
 from ..config import GQAConfig, MHAConfig, TuckerConfig
 from ..convert import attention_tensors
 from ..tensor import multilinear_rank
-from . import exercise
+from . import exercise, seeded_layer
 
 
 @exercise("6.1", "How many attention parameters does Tucker [8, 128, 64] (the same ranks for both "
@@ -49,7 +48,6 @@ def _():
                "the product of the other two ranks.")
 def _():
     r = (6, 48, 4)
-    with torch.random.fork_rng(), torch.no_grad():  # leave the reader's RNG state alone
-        torch.manual_seed(6)
-        layer = build_attention(TuckerConfig(d_model=64, n_heads=8, ranks_qk=r, ranks_vo=r)).double()
+    layer = seeded_layer(TuckerConfig(d_model=64, n_heads=8, ranks_qk=r, ranks_vo=r), seed=6)
+    with torch.no_grad():
         return multilinear_rank(attention_tensors(layer)[0])

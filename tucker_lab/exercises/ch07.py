@@ -2,17 +2,14 @@
 Tucker points). See book/07_special_cases."""
 import torch
 
-from ..attention import build_attention
 from ..config import GQAConfig, MHAConfig, MLAConfig
 from ..convert import to_tucker
-from . import exercise
+from . import exercise, seeded_layer
 
 
 def _tucker_of(cfg):
     """to_tucker of a seeded random layer (float32 is enough: only the config is read)."""
-    with torch.random.fork_rng():  # leave the reader's random state alone
-        torch.manual_seed(0)
-        return to_tucker(build_attention(cfg))
+    return to_tucker(seeded_layer(cfg, seed=0, dtype=torch.float32))
 
 
 @exercise("7.1", "tkl.to_tucker turns a GQA layer with d_model = 512, 8 query heads and 2 "

@@ -3,9 +3,8 @@ import math
 
 import torch
 
-from ..attention import build_attention
 from ..config import TPAConfig
-from . import exercise
+from . import exercise, seeded_layer
 
 
 @exercise("11.1", "The TPA paper's XL model (d_model = 1600) uses 78 heads of dim 64 and ranks "
@@ -34,11 +33,8 @@ def _():
           hint="a(x) and b(x) are each linear in x, a query is a product of the two, and a "
           "logit is a product of a query and a key.")
 def _():
-    with torch.random.fork_rng():  # leave the reader's random state alone
-        torch.manual_seed(0)
-        layer = build_attention(TPAConfig(d_model=32, n_heads=4, q_rank=2, k_rank=2, v_rank=2,
-                                          rope=False)).double()
-        x = torch.randn(1, 6, 32, dtype=torch.float64)
+    layer = seeded_layer(TPAConfig(d_model=32, n_heads=4, q_rank=2, k_rank=2, v_rank=2, rope=False), seed=0)
+    x = torch.randn(1, 6, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
     def logits(x):
         q = layer.combine(*layer.factors(x, "q", None))

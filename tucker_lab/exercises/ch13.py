@@ -6,14 +6,12 @@ from ..compression import compress, compression_error, to_gqa, to_mla
 from ..config import MHAConfig, TuckerConfig
 from ..convert import attention_tensors
 from ..tensor import multilinear_singular_values
-from . import exercise
+from . import exercise, seeded_layer
 
 
 def _layer():
     """The random float64 MHA layer of exercises 13.3 and 13.4 (C = 32, H = 4, no RoPE, seed 13)."""
-    with torch.random.fork_rng():  # leave the reader's RNG state alone
-        torch.manual_seed(13)
-        return build_attention(MHAConfig(d_model=32, n_heads=4, rope=False, causal=False)).double()
+    return seeded_layer(MHAConfig(d_model=32, n_heads=4, rope=False, causal=False), seed=13)
 
 
 @exercise("13.1", "How many attention parameters per layer does Tucker [4, 24, 24] (the same ranks for both "
