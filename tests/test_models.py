@@ -97,5 +97,7 @@ def test_vit_config_errors():
         tkl.ViTConfig(attention=CASES["mha"])
     with pytest.raises(ValueError, match="patch_size must divide image_size=8"):
         tkl.ViTConfig(attention=CASES["mha-bidir"], patch_size=3)
+    with pytest.raises(ValueError, match="ViTConfig.mlp_hidden must be an integer >= 1; got 0"):
+        tkl.ViTConfig(attention=CASES["mha-bidir"], mlp_hidden=0)
     with pytest.raises(ValueError, match=r"images must be \(B, 1, 8, 8\)"):
         tkl.TinyViT(tkl.ViTConfig(attention=CASES["mha-bidir"]))(torch.zeros(2, 7, 7))

@@ -17,6 +17,8 @@ import math
 import torch
 from torch import Tensor
 
+from .config import check_int
+
 __all__ = ["FactorCache"]
 
 
@@ -32,9 +34,8 @@ class FactorCache:
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], batch_size: int, max_seq_len: int, *,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
-        for name, v in (("batch_size", batch_size), ("max_seq_len", max_seq_len)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"FactorCache.{name} must be an integer >= 1; got {v!r}")
+        check_int("FactorCache", "batch_size", batch_size, 1)
+        check_int("FactorCache", "max_seq_len", max_seq_len, 1)
         self.shapes = {n: tuple(s) for n, s in shapes.items()}
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.data = torch.zeros(batch_size, max_seq_len, sum(sizes), dtype=dtype, device=device)

@@ -35,6 +35,14 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def check_int(owner: str, field: str, v, lo: int, hi: int | None = None) -> None:
+    """ValueError "{owner}.{field} must be an integer >= lo (or in [lo, hi]); got v" unless
+    v is such an integer (bools are not). Shared by every config and the cache."""
+    if not _is_int(v) or v < lo or (hi is not None and v > hi):
+        rng = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
+        raise ValueError(f"{owner}.{field} must be {rng}; got {v!r}")
+
+
 def _generic_ranks(bounds: tuple[int, int, int]) -> tuple[int, int, int]:
     # A mode-n rank never exceeds the product of the other two (the unfolding
     # has that many columns), so the tight bound is the min of both.
@@ -74,10 +82,7 @@ class AttentionConfig(ABC):
         raise ValueError(f"{type(self).__name__}.{field} must be {allowed}; got {got!r}")
 
     def _check_int(self, field: str, lo: int, hi: int | None = None, value=None) -> None:
-        v = getattr(self, field) if value is None else value
-        rng = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
-        if not _is_int(v) or v < lo or (hi is not None and v > hi):
-            self._fail(field, rng, v)
+        check_int(type(self).__name__, field, getattr(self, field) if value is None else value, lo, hi)
 
     def _check_even(self, field: str, value: int, why: str) -> None:
         if value % 2:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from .attention import build_attention
 from .attention.base import linear
 from .cache import FactorCache
-from .config import AttentionConfig
+from .config import AttentionConfig, check_int
 
 __all__ = ["LMConfig", "TinyLM", "generate", "ViTConfig", "TinyViT"]
 
@@ -48,9 +48,7 @@ class LMConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "n_layers", "max_seq_len") + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"LMConfig.{name} must be an integer >= 1; got {v!r}")
+            check_int("LMConfig", name, getattr(self, name), 1)
         if not isinstance(self.attention, AttentionConfig):
             raise ValueError(f"LMConfig.attention must be an attention config (MHAConfig, GQAConfig, "
                              f"MLAConfig, TPAConfig, TuckerConfig); got {type(self.attention).__name__}")
@@ -65,10 +63,13 @@ class LMConfig:
     def hidden(self) -> int:
         return self.mlp_hidden or -(-8 * self.d_model // 3 // 8) * 8
 
+    def block_param_count(self) -> int:
+        """One Block: attention, SwiGLU (3 C hidden) and two RMSNorm weights."""
+        return self.attention.param_count() + 3 * self.d_model * self.hidden + 2 * self.d_model
+
     def param_count(self) -> int:
         C, V = self.d_model, self.vocab_size
-        block = self.attention.param_count() + 3 * C * self.hidden + 2 * C
-        return V * C + self.n_layers * block + C + (0 if self.tie_embeddings else V * C)
+        return V * C + self.n_layers * self.block_param_count() + C + (0 if self.tie_embeddings else V * C)
 
 
 class SwiGLU(nn.Module):
@@ -204,10 +205,9 @@ class ViTConfig:
     norm_eps: float = 1e-6
 
     def __post_init__(self):
-        for name in ("n_layers", "image_size", "patch_size", "channels", "n_classes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ViTConfig.{name} must be an integer >= 1; got {v!r}")
+        for name in ("n_layers", "image_size", "patch_size", "channels", "n_classes") + (
+                ("mlp_hidden",) if self.mlp_hidden is not None else ()):
+            check_int("ViTConfig", name, getattr(self, name), 1)
         if self.image_size % self.patch_size:
             raise ValueError(f"ViTConfig.patch_size must divide image_size={self.image_size}; got {self.patch_size}")
         if not isinstance(self.attention, AttentionConfig):
@@ -217,6 +217,7 @@ class ViTConfig:
 
     d_model = LMConfig.d_model
     hidden = LMConfig.hidden
+    block_param_count = LMConfig.block_param_count
 
     @property
     def n_patches(self) -> int:
@@ -224,9 +225,8 @@ class ViTConfig:
 
     def param_count(self) -> int:
         C, P = self.d_model, self.channels * self.patch_size ** 2
-        block = self.attention.param_count() + 3 * C * self.hidden + 2 * C
         embed = P * C + C + C + (self.n_patches + 1) * C  # patch projection (with bias), class token, positions
-        return embed + self.n_layers * block + C + C * self.n_classes + self.n_classes
+        return embed + self.n_layers * self.block_param_count() + C + C * self.n_classes + self.n_classes
 
 
 class TinyViT(nn.Module):

@@ -36,6 +36,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import check_int
+
 __all__ = ["TrainConfig", "History", "lr_at", "train", "load_checkpoint", "evaluate"]
 
 
@@ -87,8 +89,7 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"TrainConfig.{name} must be {allowed}; got {getattr(self, name)!r}")
         for name in ("steps", "batch_size", "eval_every", "eval_batches"):
-            v = getattr(self, name)
-            need(name, isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+            check_int("TrainConfig", name, getattr(self, name), 1)
         need("warmup_steps", isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps <= self.steps,
              f"an integer in [0, steps={self.steps}]")
         need("lr", self.lr > 0, "a positive number")
