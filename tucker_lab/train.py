@@ -253,8 +253,9 @@ def train(model: nn.Module, task, cfg: TrainConfig, *,
             x, y = x.to(device), y.to(device)
             with autocast():
                 loss = task.loss(net(x), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training stopped: the loss is {loss.item()} at step {step} "
+            loss_value = loss.item()  # the one host sync of a step: the NaN guard and the log read it
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"training stopped: the loss is {loss_value} at step {step} "
                                          f"(lr {lr:.3g}); last checkpoint: {ckpt_path if ckpt_path and ckpt_path.exists() else 'none'}. "
                                          "Lower the learning rate or check the data and the model.")
             opt.zero_grad(set_to_none=True)
@@ -267,8 +268,9 @@ def train(model: nn.Module, task, cfg: TrainConfig, *,
             if world > 1:  # log the global batch's loss, as a single process would
                 loss = loss.detach().clone()
                 dist.all_reduce(loss, op=dist.ReduceOp.AVG)
+                loss_value = loss.item()
             hist.step.append(step)
-            hist.train_loss.append(loss.item())
+            hist.train_loss.append(loss_value)
             hist.lr.append(lr)
             done = step + 1
             if done % cfg.eval_every == 0 or done == cfg.steps:
