@@ -41,8 +41,10 @@ def test_recall_targets_are_the_queried_values(layout):
             answers = [y[b, j].item() - K for j in scored]
         assert len(pairs) == 6 and len(answers) == 5  # distinct keys
         assert answers == [pairs[k] for k in queried]
-    with pytest.raises(ValueError, match="n_pairs must be in"):
+    with pytest.raises(ValueError, match=r"n_pairs \(distinct keys, at most n_keys\) must be an integer in \[1, 4\]; got 5"):
         AssociativeRecall(n_keys=4, n_pairs=5)
+    with pytest.raises(ValueError, match="AssociativeRecall.n_values must be an integer >= 1; got 0"):
+        AssociativeRecall(n_values=0)
 
 
 def test_corpus_from_a_file(tmp_path):

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import check_int
+
 __all__ = ["cache_dir", "shakespeare", "text_corpus", "CharCorpus", "AssociativeRecall", "Digits"]
 
 SHAKESPEARE = dict(
@@ -169,11 +171,8 @@ class AssociativeRecall:
         if self.layout not in ("fused", "adjacent"):
             raise ValueError(f"AssociativeRecall.layout must be 'fused' or 'adjacent'; got {self.layout!r}")
         for name in ("n_keys", "n_values", "n_queries"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"AssociativeRecall.{name} must be >= 1; got {getattr(self, name)}")
-        if not 1 <= self.n_pairs <= self.n_keys:
-            raise ValueError(f"AssociativeRecall.n_pairs must be in [1, n_keys={self.n_keys}] (distinct keys); "
-                             f"got {self.n_pairs}")
+            check_int("AssociativeRecall", name, getattr(self, name), 1)
+        check_int("AssociativeRecall", "n_pairs (distinct keys, at most n_keys)", self.n_pairs, 1, self.n_keys)
 
     @property
     def vocab_size(self) -> int:
