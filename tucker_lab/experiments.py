@@ -106,11 +106,11 @@ def run_sweep(task: str, budget_name: str = "quick", variants: list[str] | None 
             raise ValueError(f"unknown variants {unknown}; choose from {sorted(settings)}")
         settings = {k: settings[k] for k in variants}
     steps = budget["steps"]
+    tasks = {seed: make_task(task, budget, seed) for seed in seeds}  # built once, shared by every setting
     runs = []
     for name, att in settings.items():
         per_seed = []
-        for seed in seeds:
-            data = make_task(task, budget, seed)
+        for seed, data in tasks.items():
             tcfg = TrainConfig(steps=steps, batch_size=budget["batch_size"], lr=budget["lr"],
                                warmup_steps=steps // 10, eval_every=max(1, steps // 10), eval_batches=8,
                                seed=seed, progress=progress)
