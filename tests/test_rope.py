@@ -81,3 +81,16 @@ def test_rope_frequencies_match_the_rotation():
         half = {"full": [slice(0, 6)], "block": [slice(0, 2), slice(4, 6), slice(8, 10)], "tail": [slice(6, 9)]}[layout]
         for sl in half:
             torch.testing.assert_close(y[sl], expected[sl])
+
+
+@pytest.mark.parametrize("n,kw,msg", [
+    (7, dict(), "even number of dims; got n=7"),
+    (12, dict(layout="block", rope_dim=5), "rope_dim must be an even integer >= 2 for the block layout; got 5"),
+    (12, dict(layout="block", rope_dim=8), "rope_dim=8 must divide n=12"),
+    (12, dict(layout="tail", rope_dim=14), "rope_dim=14 must be at most n=12"),
+    (12, dict(layout="tail"), "rope_dim must be an even integer >= 2 for the tail layout; got None"),
+])
+def test_rope_frequencies_reject_layouts_that_do_not_fit(n, kw, msg):
+    from tucker_lab.rope import rope_frequencies
+    with pytest.raises(ValueError, match=msg):
+        rope_frequencies(n, **kw)

@@ -86,6 +86,16 @@ def rope_frequencies(n: int, *, base: float = 10000.0, layout: str = "full",
                      rope_dim: int | None = None) -> Tensor:
     """Angular frequency (radians per position) of each of n dims under a layout:
     theta_j for both dims of pair j of each rotated block, 0 for unrotated dims. (n,)"""
+    if layout == "full" and n % 2:
+        raise ValueError(f"RoPE needs an even number of dims; got n={n}")
+    if layout in ("block", "tail"):
+        if not isinstance(rope_dim, int) or rope_dim < 2 or rope_dim % 2:
+            raise ValueError(f"rope_dim must be an even integer >= 2 for the {layout} layout; got {rope_dim!r}")
+        if layout == "block" and n % rope_dim:
+            raise ValueError(f"rope_dim={rope_dim} must divide n={n} for the block layout")
+        if layout == "tail" and rope_dim > n:
+            raise ValueError(f"rope_dim={rope_dim} must be at most n={n} for the tail layout")
+
     def block(m):
         theta = base ** (-torch.arange(0, m, 2, dtype=torch.float64) / m)
         return torch.cat((theta, theta))  # dims j and j + m/2 turn together

@@ -13,6 +13,7 @@ See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import ipywidgets as W
@@ -46,6 +47,20 @@ def _ranks(cfg: AttentionConfig) -> str:
     return f"{r['qk']} / {r['vo']}"
 
 
+def _shows_errors(update: Callable, show: bool) -> Callable:
+    """A panel's update function whose ValueError (an invalid choice of knobs) is shown
+    in the panel and becomes ``panel.result`` as text, instead of a traceback."""
+    @functools.wraps(update)
+    def guarded(**knobs):
+        try:
+            return update(**knobs)
+        except ValueError as e:
+            if show:
+                display(HTML(f"<b>invalid:</b> {e}"))
+            return str(e)
+    return guarded
+
+
 def rows_html(rows: list[dict], configs: dict[str, AttentionConfig] | None = None) -> str:
     """An HTML table of ``accounting_rows`` (plus max Tucker ranks when configs are given)."""
     head = ["variant", "params / layer", "x MHA", "cache elems / token", "x MHA", "cache GiB"]
@@ -68,19 +83,13 @@ def config_panel(build: Callable[..., AttentionConfig], controls: dict[str, W.Va
     ``baselines``. ``panel.result`` holds the rows, or the config's ValueError text."""
 
     def update(**knobs):
-        try:
-            cfg = build(**knobs)
-        except ValueError as e:
-            if show:
-                display(HTML(f"<b>invalid:</b> {e}"))
-            return str(e)
-        configs = {**baselines, label: cfg}
+        configs = {**baselines, label: build(**knobs)}
         rows = accounting_rows(configs, context=context, n_layers=n_layers)
         if show:
             display(HTML(rows_html(rows, configs)))
         return rows
 
-    return W.interactive(update, **controls)
+    return W.interactive(_shows_errors(update, show), **controls)
 
 
 def _size_baselines(d_model: int, n_heads: int) -> dict[str, AttentionConfig]:
@@ -170,21 +179,16 @@ def rank_panel(d_model: int = 768, n_heads: int = 12, show: bool = True) -> W.in
 
     def update(n_kv_heads, kv_rank, r_head, r_embed, r_latent):
         r = (r_head, r_embed, r_latent)
-        try:
-            configs = {"MHA": MHAConfig(d_model=d_model, n_heads=n_heads),
-                       f"GQA-{n_kv_heads}": GQAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads),
-                       f"MLA (R_kv={kv_rank})": MLAConfig(d_model=d_model, n_heads=n_heads, kv_rank=kv_rank),
-                       f"Tucker {list(r)}": TuckerConfig(d_model=d_model, n_heads=n_heads, ranks_qk=r, ranks_vo=r)}
-        except ValueError as e:
-            if show:
-                display(HTML(f"<b>invalid:</b> {e}"))
-            return str(e)
+        configs = {"MHA": MHAConfig(d_model=d_model, n_heads=n_heads),
+                   f"GQA-{n_kv_heads}": GQAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads),
+                   f"MLA (R_kv={kv_rank})": MLAConfig(d_model=d_model, n_heads=n_heads, kv_rank=kv_rank),
+                   f"Tucker {list(r)}": TuckerConfig(d_model=d_model, n_heads=n_heads, ranks_qk=r, ranks_vo=r)}
         if show:
             display(HTML(rows_html(accounting_rows(configs, baseline="MHA"), configs)))
         return {k: c.max_ranks() for k, c in configs.items()}
 
     return W.interactive(
-        update, n_kv_heads=W.SelectionSlider(options=divisors, value=divisors[len(divisors) // 2]),
+        _shows_errors(update, show), n_kv_heads=W.SelectionSlider(options=divisors, value=divisors[len(divisors) // 2]),
         kv_rank=W.IntSlider(value=4 * D, min=8, max=d_model - D, step=8),
         r_head=W.IntSlider(value=min(8, n_heads), min=1, max=n_heads),
         r_embed=W.IntSlider(value=min(128, d_model), min=2, max=d_model, step=2),
@@ -217,13 +221,8 @@ def special_case_panel(show: bool = True) -> W.interactive:
     from .convert import to_tucker
 
     def update(variant, d_model, n_heads, rope):
-        try:
-            layer = special_case_layer(variant, d_model, n_heads, rope)
-            tucker = to_tucker(layer)
-        except ValueError as e:
-            if show:
-                display(HTML(f"<b>invalid:</b> {e}"))
-            return str(e)
+        layer = special_case_layer(variant, d_model, n_heads, rope)
+        tucker = to_tucker(layer)
         x = torch.randn(1, 12, d_model, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         out = {"ranks_qk": tucker.cfg.ranks_qk, "ranks_vo": tucker.cfg.ranks_vo,
                "rope_layout": tucker.cfg.rope_layout if rope else "none",
@@ -232,7 +231,7 @@ def special_case_panel(show: bool = True) -> W.interactive:
             display(HTML("<br>".join(f"<b>{k}</b>: {v}" for k, v in out.items())))
         return out
 
-    return W.interactive(update, variant=W.Dropdown(options=SPECIAL_CASES, value="GQA"),
+    return W.interactive(_shows_errors(update, show), variant=W.Dropdown(options=SPECIAL_CASES, value="GQA"),
                          d_model=W.SelectionSlider(options=[16, 24, 32, 48, 64], value=32),
                          n_heads=W.SelectionSlider(options=[2, 4, 8], value=4),
                          rope=W.Checkbox(value=True))
@@ -247,16 +246,7 @@ def rope_panel(show: bool = True) -> W.interactive:
         kw = {"layout": layout, "base": 10.0 ** log10_base}
         if layout != "full":
             kw["rope_dim"] = rope_dim
-        try:
-            if layout == "block" and n % rope_dim:
-                raise ValueError(f"rope_dim={rope_dim} must divide n={n} for the block layout")
-            if layout == "tail" and rope_dim > n:
-                raise ValueError(f"rope_dim={rope_dim} must be at most n={n} for the tail layout")
-            freq = rope_frequencies(n, **kw)
-        except ValueError as e:
-            if show:
-                display(HTML(f"<b>invalid:</b> {e}"))
-            return str(e)
+        freq = rope_frequencies(n, **kw)
         if show:
             import matplotlib.pyplot as plt
             from .plots import plot_rope
@@ -264,7 +254,8 @@ def rope_panel(show: bool = True) -> W.interactive:
             plt.show()
         return freq
 
-    return W.interactive(update, layout=W.Dropdown(options=["full", "block", "tail"], value="full"),
+    return W.interactive(_shows_errors(update, show),
+                         layout=W.Dropdown(options=["full", "block", "tail"], value="full"),
                          n=W.IntSlider(value=64, min=8, max=256, step=8),
                          rope_dim=W.IntSlider(value=16, min=2, max=128, step=2),
                          log10_base=W.FloatSlider(value=4.0, min=2.0, max=6.0, step=0.5, description="log10 base"))
@@ -340,18 +331,13 @@ def compression_panel(layer, show: bool = True) -> W.interactive:
     H, C = layer.cfg.H, layer.cfg.C
 
     def update(r_head, r_embed, r_latent):
-        try:
-            t = compress(layer, (r_head, r_embed, r_latent), (r_head, r_embed, r_latent))
-        except ValueError as e:
-            if show:
-                display(HTML(f"<b>invalid:</b> {e}"))
-            return str(e)
+        t = compress(layer, (r_head, r_embed, r_latent), (r_head, r_embed, r_latent))
         out = {**compression_error(layer, t), "params": t.cfg.param_count(), "original": layer.cfg.param_count()}
         if show:
             display(HTML(f"relative error W_qk {out['qk']:.4f}, W_vo {out['vo']:.4f}; attention parameters "
                          f"{out['params']:,} (original {out['original']:,})"))
         return out
 
-    return W.interactive(update, r_head=W.IntSlider(value=max(1, H // 2), min=1, max=H),
+    return W.interactive(_shows_errors(update, show), r_head=W.IntSlider(value=max(1, H // 2), min=1, max=H),
                          r_embed=W.IntSlider(value=max(1, C // 2), min=1, max=C),
                          r_latent=W.IntSlider(value=max(1, C // 4), min=1, max=C))
