@@ -9,14 +9,13 @@ merged by log-sum-exp, as latent_decode.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from .latent_decode import _block
+from .latent_decode import _block, _merge, _plan_splits
 
 
 @triton.jit
@@ -110,11 +109,7 @@ def tpa_decode(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: 
         aq = (aq / RQ).contiguous()  # fold the 1/R_q of eq. 3.1 in once
         sbq = (bq.stride(0), bq.stride(1))
         saq = (0, aq.stride(0)) if aq.ndim == 2 else (aq.stride(0), aq.stride(1))
-    if splits is None:
-        sms = torch.cuda.get_device_properties(b_k.device).multi_processor_count if b_k.is_cuda else 4
-        splits = max(1, min(math.ceil(S / block_s), -(-2 * sms // B)))
-    split_len = -(-math.ceil(S / splits) // block_s) * block_s
-    splits = math.ceil(S / split_len)
+    splits, split_len = _plan_splits(S, B, block_s, splits, b_k.device)
     BLOCK_H = min(_block(H), 64)
     o = torch.empty(B, splits, H, D, device=b_k.device, dtype=torch.float32)
     lse = torch.empty(B, splits, H, device=b_k.device, dtype=torch.float32)
@@ -125,5 +120,4 @@ def tpa_decode(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: 
                      o.stride(0), o.stride(1), o.stride(2), lse.stride(0), lse.stride(1),
                      RK=RK, RV=RV, KV_ONLY=kv_only, BLOCK_H=BLOCK_H, BLOCK_S=block_s,
                      BLOCK_D=_block(D), BLOCK_R=_block(RQ))
-    w = torch.softmax(lse, dim=1)  # log-sum-exp merge of the splits
-    return (torch.einsum("bph,bphd->bhd", w, o) / RV).to(b_k.dtype)
+    return (_merge(o, lse) / RV).to(b_k.dtype)

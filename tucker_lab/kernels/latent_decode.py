@@ -9,6 +9,7 @@ by log-sum-exp (Flash-Decoding).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -59,6 +60,26 @@ def _block(n: int) -> int:
     return max(16, triton.next_power_of_2(n))  # tl.dot needs every dim >= 16
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+
+
+def _plan_splits(S: int, B: int, block_s: int, splits: int | None, device: torch.device) -> tuple[int, int]:
+    """(splits, split_len): the cache cut into whole BLOCK_S blocks per program, by
+    default enough programs (about 2 per SM over the batch) to fill the GPU."""
+    if splits is None:
+        splits = max(1, min(math.ceil(S / block_s), -(-2 * _sm_count(device) // B)))
+    split_len = -(-math.ceil(S / splits) // block_s) * block_s
+    return math.ceil(S / split_len), split_len
+
+
+def _merge(o: Tensor, lse: Tensor) -> Tensor:
+    """Combine split partials o (B, splits, H, F) by their log-sum-exps lse (B, splits, H):
+    o = sum_p softmax_p(lse) o_p (Flash-Decoding). Returns (B, H, F)."""
+    return torch.einsum("bph,bphf->bhf", torch.softmax(lse, dim=1), o)
+
+
 def latent_mqa_decode(q: Tensor, k: Tensor, v: Tensor, *, scale: float, splits: int | None = None,
                       block_s: int | None = None) -> Tensor:
     """One decode step of multi-query attention over a latent cache.
@@ -83,11 +104,7 @@ def latent_mqa_decode(q: Tensor, k: Tensor, v: Tensor, *, scale: float, splits: 
     wide = max(BLOCK_E, BLOCK_F)
     BLOCK_H = min(_block(H), 64 if wide <= 128 else 32 if wide <= 256 else 16)
     block_s = block_s or (64 if wide <= 256 else 32 if wide <= 512 else 16)
-    if splits is None:
-        sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 4
-        splits = max(1, min(math.ceil(S / block_s), -(-2 * sms // B)))
-    split_len = -(-math.ceil(S / splits) // block_s) * block_s  # whole blocks per split
-    splits = math.ceil(S / split_len)
+    splits, split_len = _plan_splits(S, B, block_s, splits, q.device)
     o = torch.empty(B, splits, H, F, device=q.device, dtype=torch.float32)
     lse = torch.empty(B, splits, H, device=q.device, dtype=torch.float32)
     grid = (B, splits, triton.cdiv(H, BLOCK_H))
@@ -95,6 +112,4 @@ def latent_mqa_decode(q: Tensor, k: Tensor, v: Tensor, *, scale: float, splits: 
                             q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
                             o.stride(0), o.stride(1), o.stride(2), lse.stride(0), lse.stride(1),
                             BLOCK_H=BLOCK_H, BLOCK_S=block_s, BLOCK_E=BLOCK_E, BLOCK_F=BLOCK_F)
-    # log-sum-exp merge of the splits: weights exp(lse_j - logsumexp_j lse)
-    w = torch.softmax(lse, dim=1)  # (B, splits, H)
-    return torch.einsum("bph,bphf->bhf", w, o).to(q.dtype)
+    return _merge(o, lse).to(q.dtype)
