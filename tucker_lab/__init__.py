@@ -23,6 +23,7 @@ from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig
 from .convert import attention_tensors, to_tpa, to_tucker
 from .compression import compress, compress_model, rank_profile, to_gqa, to_mla
 from .hf import from_hf
+from .pretrained import load_pretrained, perplexity
 from .cache import FactorCache
 from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
@@ -32,7 +33,9 @@ from . import reference, tensor
 
 # Submodules with command-line entry points or heavier imports load on first use,
 # so that `python -m tucker_lab.accounting` does not find itself already imported.
-_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "plots", "widgets")
+_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "plots", "widgets",
+         "pretrained")
+
 
 
 def __getattr__(name):
@@ -51,5 +54,5 @@ __all__ = [
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
-    "rank_profile", "to_gqa", "to_mla", "from_hf",
+    "rank_profile", "to_gqa", "to_mla", "from_hf", "load_pretrained", "perplexity", "pretrained",
 ]

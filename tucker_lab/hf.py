@@ -8,7 +8,11 @@ RoPE convention inside the attention; DeepSeek's checkpoints store the RoPE
 dims interleaved (``config.rope_interleave``), so those weight rows are permuted
 on import. Biases and scaled RoPE variants (YaRN, ...) are refused with a clear error.
 
-See: book/13_compression.
+``lm_from_hf(llama_model)`` (also ``TinyLM.from_hf``) imports a whole transformers
+``LlamaForCausalLM``: embeddings, every block (attention, RMSNorms, SwiGLU MLP), the
+final norm and the head, tied or untied.
+
+See: book/13_compression, book/14_pretrained.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from torch import Tensor, nn
 from .attention import GQAAttention, MLAttention
 from .config import GQAConfig, MLAConfig
 
-__all__ = ["SUPPORTED", "from_hf"]
+__all__ = ["SUPPORTED", "from_hf", "lm_from_hf"]
 
 SUPPORTED = ("LlamaAttention", "DeepseekV3Attention")
 
@@ -99,3 +103,40 @@ def from_hf(module: nn.Module):
     if kind == "DeepseekV3Attention":
         return _deepseek(module)
     raise TypeError(f"from_hf: cannot import {kind}; supported: {', '.join(SUPPORTED)}")
+
+
+def lm_from_hf(model: nn.Module, tokenizer=None, *, max_seq_len: int | None = None):
+    """A TinyLM with the weights of a transformers ``LlamaForCausalLM`` (same logits).
+
+    ``tokenizer`` is kept alongside as ``lm.tokenizer``; ``max_seq_len`` defaults to the
+    model's ``max_position_embeddings``. Raises TypeError for other architectures and
+    ValueError for what TinyLM does not compute (biases, scaled RoPE, other activations)."""
+    from .models import LMConfig, TinyLM
+    if type(model).__name__ != "LlamaForCausalLM":
+        raise TypeError(f"TinyLM.from_hf: takes a transformers LlamaForCausalLM; got {type(model).__name__}")
+    c = model.config
+    if c.hidden_act != "silu":
+        raise ValueError(f"TinyLM.from_hf: hidden_act {c.hidden_act!r}; TinyLM's MLP is SwiGLU ('silu')")
+    if getattr(c, "mlp_bias", False):
+        raise ValueError("TinyLM.from_hf: mlp_bias=True; TinyLM's MLP has no biases")
+    body = model.model
+    layers = [from_hf(block.self_attn) for block in body.layers]
+    w = body.embed_tokens.weight
+    cfg = LMConfig(vocab_size=c.vocab_size, n_layers=c.num_hidden_layers, attention=layers[0].cfg,
+                   max_seq_len=max_seq_len or c.max_position_embeddings, mlp_hidden=c.intermediate_size,
+                   norm_eps=float(c.rms_norm_eps),
+                   tie_embeddings=model.lm_head.weight.data_ptr() == w.data_ptr())
+    lm = TinyLM(cfg).to(dtype=w.dtype, device=w.device)
+    with torch.no_grad():
+        lm.tok_emb.weight.copy_(w)
+        if not cfg.tie_embeddings:
+            lm.lm_head.weight.copy_(model.lm_head.weight)
+        lm.norm_f.weight.copy_(body.norm.weight)
+        for mine, theirs, attn in zip(lm.blocks, body.layers, layers):
+            mine.attn.load_state_dict(attn.state_dict())
+            mine.norm_attn.weight.copy_(theirs.input_layernorm.weight)
+            mine.norm_mlp.weight.copy_(theirs.post_attention_layernorm.weight)
+            for a, b in (("w_gate", "gate_proj"), ("w_up", "up_proj"), ("w_down", "down_proj")):
+                getattr(mine.mlp, a).weight.copy_(getattr(theirs.mlp, b).weight)
+    lm.tokenizer = tokenizer
+    return lm.eval()

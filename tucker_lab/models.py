@@ -117,6 +117,13 @@ class TinyLM(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
 
+    @classmethod
+    def from_hf(cls, model: nn.Module, tokenizer=None, *, max_seq_len: int | None = None) -> "TinyLM":
+        """The same model as a transformers ``LlamaForCausalLM``, with tucker_lab layers
+        (see ``tucker_lab.hf.lm_from_hf``); ``tokenizer`` is kept as ``.tokenizer``."""
+        from .hf import lm_from_hf
+        return lm_from_hf(model, tokenizer, max_seq_len=max_seq_len)
+
     def new_caches(self, batch_size: int, max_seq_len: int | None = None, *, dtype=None, device=None) -> list[FactorCache]:
         """One cache per layer, ``max_seq_len`` defaulting to the config's."""
         n = max_seq_len or self.cfg.max_seq_len

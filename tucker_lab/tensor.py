@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["unfold", "fold", "mode_product", "tucker_to_tensor", "multilinear_singular_values",
-           "multilinear_rank", "energy_rank", "check_ranks", "hosvd", "hooi", "relative_error"]
+           "factored_singular_values", "factored_tucker", "multilinear_rank", "energy_rank", "check_ranks", "hosvd", "hooi", "relative_error"]
 
 
 @contextmanager
@@ -55,6 +55,83 @@ def tucker_to_tensor(core: Tensor, factors: list[Tensor]) -> Tensor:
 def multilinear_singular_values(t: Tensor) -> list[Tensor]:
     """Singular values of each mode unfolding, descending."""
     return [torch.linalg.svdvals(unfold(t, n)) for n in range(t.ndim)]
+
+
+def factored_singular_values(A: Tensor, B: Tensor) -> list[Tensor]:
+    """The multilinear singular values of W[i] = A[i] B[i]^T without forming W.
+
+    A (H, I, d), B (H, J, d); W is (H, I, J). Each mode's singular values are the square
+    roots of the eigenvalues of its unfolding's Gram matrix, and each Gram comes from the
+    small factor products: mode 0 (H x H) <W[i], W[j]> = sum((A_i^T A_j) * (B_i^T B_j));
+    mode 1 (I x I) sum_i A_i (B_i^T B_i) A_i^T; mode 2 (J x J) sum_i B_i (A_i^T A_i) B_i^T.
+    For an attention layer (I = J = C, d = D) that is O(H C^2 D) instead of the SVD of a
+    C x HC unfolding, O(H C^3). Computed in float64; squaring the condition number puts
+    the relative noise floor of the smallest values near 1e-8 of the largest, far below
+    anything energy ranks look at. Descending, as ``multilinear_singular_values``.
+    """
+    if A.ndim != 3 or B.ndim != 3 or A.shape[0] != B.shape[0] or A.shape[2] != B.shape[2]:
+        raise ValueError(f"factored_singular_values: A must be (H, I, d) and B (H, J, d); got "
+                         f"{tuple(A.shape)} and {tuple(B.shape)}")
+    A, B = A.double(), B.double()
+    AtA, BtB = A.transpose(1, 2) @ A, B.transpose(1, 2) @ B  # (H, d, d)
+    grams = ((torch.einsum("ice,jcf->ijef", A, A) * torch.einsum("ice,jcf->ijef", B, B)).sum((2, 3)),
+             torch.einsum("hie,hef,hjf->ij", A, BtB, A),
+             torch.einsum("hie,hef,hjf->ij", B, AtA, B))
+    H, I, J = A.shape[0], A.shape[1], B.shape[1]
+    n = (min(H, I * J), min(I, H * J), min(J, H * I))  # as many values as the unfolding has
+    return [torch.linalg.eigvalsh(g).flip(0)[:k].clamp_min(0).sqrt() for g, k in zip(grams, n)]
+
+
+def _top(gram: Tensor, r: int) -> Tensor:
+    """The r leading eigenvectors of a symmetric PSD matrix, as columns."""
+    return torch.linalg.eigh(gram)[1].flip(1)[:, :r]
+
+
+def _left(m: Tensor, r: int) -> Tensor:
+    """The r leading left singular vectors of m (via the Gram m m^T, which is small here)."""
+    return _top(m @ m.T, r)
+
+
+def factored_tucker(A: Tensor, B: Tensor, ranks, *, modes=(0, 1, 2), method: str = "hosvd",
+                    n_iter_max: int = 100, tol: float = 1e-10) -> tuple[Tensor, list[Tensor]]:
+    """Truncated HOSVD or HOOI of W[i] = A[i] B[i]^T (H, I, J), from its factors.
+
+    The same decomposition as ``hosvd`` / ``hooi`` on the formed tensor (up to the signs
+    of the factors' columns), for what it costs to touch A (H, I, d) and B (H, J, d):
+    HOSVD's factors are the leading eigenvectors of the mode Grams of
+    ``factored_singular_values``; each HOOI sweep (De Lathauwer et al. 2000) updates one
+    factor from the tensor projected on the other two, here (H, I, r_2) or (r_0, I, r_2)
+    sized, and stops when the core's norm gains less than ``tol`` (relative). Modes not in
+    ``modes`` keep the identity. Returns (core (r_0, r_1, r_2), [U_0, U_1, U_2]) in float64.
+    """
+    if method not in ("hosvd", "hooi"):
+        raise ValueError(f"method must be 'hosvd' or 'hooi'; got {method!r}")
+    A, B = A.double(), B.double()
+    H, I, J = A.shape[0], A.shape[1], B.shape[1]
+    ranks = check_ranks((H, I, J), ranks)
+    eye = lambda n: torch.eye(n, dtype=A.dtype, device=A.device)
+    AtA, BtB = A.transpose(1, 2) @ A, B.transpose(1, 2) @ B
+    grams = ((torch.einsum("ice,jcf->ijef", A, A) * torch.einsum("ice,jcf->ijef", B, B)).sum((2, 3)),
+             torch.einsum("hie,hef,hjf->ij", A, BtB, A), torch.einsum("hie,hef,hjf->ij", B, AtA, B))
+    U = [_top(g, r) if n in modes else eye(g.shape[0]) for n, (g, r) in enumerate(zip(grams, ranks))]
+    core = lambda: torch.einsum("is,iae,ibe->sab", U[0], U[1].T @ A, U[2].T @ B)
+    if method == "hooi":
+        norm = core().norm()
+        for _ in range(n_iter_max):
+            if 0 in modes:  # heads from the (H, r_1 r_2) unfolding of W x_1 U_1^T x_2 U_2^T
+                U[0] = _left(torch.einsum("iae,ibe->iab", U[1].T @ A, U[2].T @ B).flatten(1), ranks[0])
+            if 1 in modes:  # rows from sum_i U_0[i, s] A_i (U_2^T B_i)^T, (r_0, I, r_2)
+                Z = torch.einsum("is,iae,ibe->asb", U[0], A, U[2].T @ B)
+                U[1] = _left(Z.flatten(1), ranks[1])
+            if 2 in modes:
+                Z = torch.einsum("is,iae,ibe->asb", U[0], B, U[1].T @ A)
+                U[2] = _left(Z.flatten(1), ranks[2])
+            new = core().norm()
+            done = (new - norm).abs() <= tol * new
+            norm = new
+            if done:
+                break
+    return core(), U
 
 
 def multilinear_rank(t: Tensor, rtol: float | None = None) -> tuple[int, ...]:
