@@ -134,10 +134,28 @@ def test_to_mla_is_the_best_joint_low_rank_kv():
     approx = torch.cat((m.w_dkv.weight.T @ m.w_uk.weight.T, m.w_dkv.weight.T @ m.w_uv.weight.T), 1)
     s = torch.linalg.svdvals(K)
     assert ((K - approx).norm() ** 2).item() == pytest.approx((s[8:] ** 2).sum().item(), rel=1e-9)  # Eckart-Young
-    with pytest.raises(ValueError, match="RoPE has no exact MLA counterpart"):
-        cz.to_mla(layer(CASES["mha"]), 8)
-    with pytest.raises(TypeError, match="expected an MHA layer"):
-        cz.to_mla(layer(CASES["gqa"]), 8)
+    with pytest.raises(TypeError, match="expected an MHA/GQA/MQA layer"):
+        cz.to_mla(layer(CASES["mla"]), 8)
+
+
+def test_to_mla_of_gqa_and_of_rope_layers():
+    g = layer(CASES["mha-norope"])
+    g = cz.to_gqa(g, 2, method="mean")  # a GQA layer without RoPE: rank [W_k, W_v] <= 2 G D = 24
+    x = x_for(g)
+    torch.testing.assert_close(cz.to_mla(g, 24)(x), g(x), rtol=0, atol=1e-10)
+    r = cz.to_mla(layer(CASES["gqa"]), 8)  # RoPE moves into the latent: the coupled form
+    assert r.cfg.coupled_rope and r.cfg.kv_rank == 8
+    with pytest.raises(ValueError, match="kv_rank"):
+        cz.to_mla(layer(CASES["gqa"]), 7)  # coupled RoPE rotates pairs of latent dims
+
+
+@pytest.mark.parametrize("method", ["mean", "svd"])
+def test_to_gqa_of_gqa_keeps_shared_groups_exactly(method):
+    l = layer(CASES["gqa-3"])  # H = 6, G = 3, with RoPE
+    x = x_for(l)
+    torch.testing.assert_close(cz.to_gqa(l, 3, method=method)(x), l(x), rtol=0, atol=0)
+    m = cz.to_gqa(l, 1, method=method)
+    assert m.cfg.G == 1 and m.cfg.param_count() == tkl.GQAConfig(d_model=36, n_heads=6, n_kv_heads=1).param_count()
 
 
 def test_rank_profile():

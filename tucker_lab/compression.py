@@ -153,22 +153,27 @@ def compress_model(model: nn.Module, ranks_qk, ranks_vo, method: str = "hosvd") 
     return model
 
 
-def _mha_weights(layer: GQAAttention):
-    """W_q, W_k, W_v (H, C, D) and W_o (H, D, C) of an MHA layer."""
-    if not isinstance(layer, GQAAttention) or layer.cfg.G != layer.cfg.H:
-        raise TypeError(f"expected an MHA layer (GQAAttention with n_kv_heads = n_heads); got {type(layer).__name__} "
-                        f"{layer.cfg}")
+def _gqa_weights(layer: GQAAttention):
+    """W_q, W_k, W_v (H, C, D) per query head (a GQA group's keys repeated) and W_o (H, D, C)."""
+    if not isinstance(layer, GQAAttention):
+        raise TypeError(f"expected an MHA/GQA/MQA layer (GQAAttention); got {type(layer).__name__}")
     p = layer.head_projections()
     return p["W_q"], p["W_k"], p["W_v"], p["W_o"]
 
 
 def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAttention:
-    """MHA -> GQA with ``n_kv_heads`` groups. "mean": each group's keys and values are the
-    mean of its heads' (Ainslie et al. 2023, sec. 2.1). "svd": each group's key (value)
-    projection is the top-D left singular subspace of its heads' stacked keys (values),
-    and every head's query (output) map is projected onto it, so W_q[i] W_k[i]^T becomes
-    W_q[i] W_k[i]^T P_g (P_g the projector onto the group's key subspace)."""
-    Wq, Wk, Wv, Wo = _mha_weights(layer)
+    """MHA or GQA -> GQA with ``n_kv_heads`` groups of consecutive query heads.
+    "mean": each group's keys and values are the mean of its heads' (Ainslie et al. 2023,
+    sec. 2.1). "svd": each group's key (value) projection is the top-D left singular
+    subspace of its heads' stacked keys (values), and every head's query (output) map is
+    projected onto it, so W_q[i] W_k[i]^T becomes W_q[i] W_k[i]^T P_g (P_g the projector
+    onto the group's key subspace). A new group whose heads already share one key and
+    value projection keeps it (so n_kv_heads = the layer's own is exact, RoPE included).
+    Without RoPE the projection is exact whenever the stacked keys have rank <= D; with
+    RoPE it mixes head dims that rotate differently, an approximation."""
+    Wq, Wk, Wv, Wo = _gqa_weights(layer)
+    if method not in ("mean", "svd"):
+        raise ValueError(f"method must be 'mean' or 'svd'; got {method!r}")
     src = layer.cfg
     cfg = GQAConfig(d_model=src.C, n_heads=src.H, n_kv_heads=n_kv_heads, d_head=src.d_head, causal=src.causal,
                     rope=src.rope, rope_base=src.rope_base, scale=src.scale)
@@ -177,18 +182,18 @@ def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAtte
     out = GQAAttention(cfg, impl=layer.impl).to(Wq)
     with torch.no_grad():
         q, o = Wq.clone(), Wo.clone()
-        k, v = torch.empty(G, C, D, dtype=Wq.dtype), torch.empty(G, C, D, dtype=Wq.dtype)
+        k, v = Wq.new_empty(G, C, D), Wq.new_empty(G, C, D)
         for g in range(G):
             heads = slice(g * R, (g + 1) * R)
-            if method == "mean":
+            if all(torch.equal(Wk[i], Wk[g * R]) and torch.equal(Wv[i], Wv[g * R]) for i in range(g * R, (g + 1) * R)):
+                k[g], v[g] = Wk[g * R], Wv[g * R]  # one shared projection already
+            elif method == "mean":
                 k[g], v[g] = Wk[heads].mean(0), Wv[heads].mean(0)
-            elif method == "svd":
+            else:
                 k[g] = torch.linalg.svd(torch.cat(list(Wk[heads]), 1), full_matrices=False)[0][:, :D]
                 v[g] = torch.linalg.svd(torch.cat(list(Wv[heads]), 1), full_matrices=False)[0][:, :D]
                 q[heads] = Wq[heads] @ (Wk[heads].transpose(1, 2) @ k[g])  # x W_q W_k^T U U^T x'
                 o[heads] = (v[g].T @ Wv[heads]) @ Wo[heads]  # U U^T W_v W_o
-            else:
-                raise ValueError(f"method must be 'mean' or 'svd'; got {method!r}")
         out.w_q.weight.copy_(q.transpose(1, 2).reshape(H * D, C))
         out.w_k.weight.copy_(k.transpose(1, 2).reshape(G * D, C))
         out.w_v.weight.copy_(v.transpose(1, 2).reshape(G * D, C))
@@ -197,16 +202,18 @@ def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAtte
 
 
 def to_mla(layer: GQAAttention, kv_rank: int) -> MLAttention:
-    """MHA (without RoPE) -> MLA with a KV latent of ``kv_rank``: W_dkv = the top kv_rank left
-    singular vectors of [W_k, W_v] (C x 2HD), W_uk, W_uv their coordinates (the best
-    rank-kv_rank joint approximation of keys and values, Eckart-Young)."""
-    Wq, Wk, Wv, Wo = _mha_weights(layer)
+    """MHA/GQA -> MLA with a KV latent of ``kv_rank``: W_dkv = the top kv_rank left singular
+    vectors of [W_k, W_v] (C x 2HD, per query head), W_uk, W_uv their coordinates (the best
+    rank-kv_rank joint approximation of keys and values, Eckart-Young). Without RoPE this
+    is exact once kv_rank reaches the rank of [W_k, W_v]. A layer with RoPE becomes MLA with
+    the Tucker paper's coupled RoPE (rotations act on the latent, ``coupled_rope=True``,
+    kv_rank even): a different positional scheme, so an approximation at any rank that
+    needs data-aware recovery (book/14_pretrained)."""
+    Wq, Wk, Wv, Wo = _gqa_weights(layer)
     src = layer.cfg
-    if src.rope:
-        raise ValueError("to_mla: an MHA layer with RoPE has no exact MLA counterpart without a decoupled key; "
-                         "convert a layer without RoPE (e.g. a ViT's)")
-    cfg = MLAConfig(d_model=src.C, n_heads=src.H, d_head=src.d_head, kv_rank=kv_rank, rope=False,
-                    causal=src.causal, scale=src.softmax_scale)
+    rope = dict(rope=True, coupled_rope=True, rope_base=src.rope_base) if src.rope else dict(rope=False)
+    cfg = MLAConfig(d_model=src.C, n_heads=src.H, d_head=src.d_head, kv_rank=kv_rank, causal=src.causal,
+                    scale=src.softmax_scale, **rope)
     out = MLAttention(cfg, impl=layer.impl).to(Wq)
     with torch.no_grad():
         K = torch.cat(list(Wk), 1)  # (C, H D)

@@ -2,6 +2,7 @@
 
     python -m tucker_lab.experiments sweep --task lm --budget quick --out results/sweeps/lm_quick.json
     python -m tucker_lab.experiments plot results/sweeps/lm_quick.json
+    python -m tucker_lab.experiments pretrained   # SmolLM2-135M: tucker_lab.real_model
 
 Each task trains one small model per attention setting with the same data, model
 width, depth, steps and seed; only the attention differs. Every run records its
@@ -188,6 +189,13 @@ def main(argv: list[str] | None = None):
     s.add_argument("--variants", nargs="+", default=None, help="names from the grid (default all)")
     s.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the budget's")
     s.add_argument("--out", default=None, help="default results/sweeps/<task>_<budget>.json")
+    r = sub.add_parser("pretrained", help="compress SmolLM2-135M (offline): perplexity frontier and decode "
+                       "table -> results JSON + PNG")
+    r.add_argument("--out", default="results/pretrained/smollm2_frontier.json", help="JSON path (PNG beside it)")
+    r.add_argument("--eval-tokens", type=int, default=512, help="tokens of each held-out text (>= --window)")
+    r.add_argument("--window", type=int, default=256, help="perplexity window in tokens")
+    r.add_argument("--fit-steps", type=int, default=25, help="Adam steps of the layer-wise recovery (0: none)")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     q = sub.add_parser("plot", help="draw the frontier of a results JSON")
     q.add_argument("results")
     q.add_argument("--metric", default=None, help="val_loss or val_accuracy (default: accuracy for recall/vit)")
@@ -200,6 +208,15 @@ def main(argv: list[str] | None = None):
         out.write_text(json.dumps(doc, indent=1))
         print(f"wrote {len(doc['runs'])} runs to {out}")
         return out
+    if a.cmd == "pretrained":
+        from .real_model import frontier_table, run
+        if a.eval_tokens < a.window or a.window < 2 or a.fit_steps < 0:
+            p.error("need --eval-tokens >= --window >= 2 and --fit-steps >= 0")
+        doc = run(a.out, n_eval=a.eval_tokens, window=a.window, fit_steps=a.fit_steps, threads=a.threads)
+        for row in frontier_table(doc) + doc["decode"]["rows"]:
+            print(row)
+        print(f"wrote {a.out} and {Path(a.out).with_suffix('.png')}")
+        return Path(a.out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

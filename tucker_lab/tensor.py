@@ -57,13 +57,25 @@ def multilinear_singular_values(t: Tensor) -> list[Tensor]:
     return [torch.linalg.svdvals(unfold(t, n)) for n in range(t.ndim)]
 
 
+def _mode_gram(A: Tensor, B: Tensor, mode: int) -> Tensor:
+    """Gram matrix of the mode-``mode`` unfolding of W[i] = A[i] B[i]^T (float64 in, out)."""
+    if mode == 0:  # <W_i, W_j>: forming W (H I J d) is cheaper than the d x d factor products (H^2 (I+J) d^2)
+        if A.shape[1] * B.shape[1] <= (A.shape[1] + B.shape[1]) * A.shape[2] * A.shape[0]:
+            W = torch.einsum("hie,hje->hij", A, B).flatten(1)
+            return W @ W.T
+        return (torch.einsum("ice,jcf->ijef", A, A) * torch.einsum("ice,jcf->ijef", B, B)).sum((2, 3))
+    X, Y = (A, B) if mode == 1 else (B, A)
+    return torch.einsum("hie,hef,hjf->ij", X, Y.transpose(1, 2) @ Y, X)  # sum_i X_i (Y_i^T Y_i) X_i^T
+
+
 def factored_singular_values(A: Tensor, B: Tensor) -> list[Tensor]:
     """The multilinear singular values of W[i] = A[i] B[i]^T without forming W.
 
     A (H, I, d), B (H, J, d); W is (H, I, J). Each mode's singular values are the square
     roots of the eigenvalues of its unfolding's Gram matrix, and each Gram comes from the
-    small factor products: mode 0 (H x H) <W[i], W[j]> = sum((A_i^T A_j) * (B_i^T B_j));
-    mode 1 (I x I) sum_i A_i (B_i^T B_i) A_i^T; mode 2 (J x J) sum_i B_i (A_i^T A_i) B_i^T.
+    small factor products: mode 1 (I x I) sum_i A_i (B_i^T B_i) A_i^T; mode 2 (J x J)
+    sum_i B_i (A_i^T A_i) B_i^T; mode 0 (H x H) <W[i], W[j]> = sum((A_i^T A_j) * (B_i^T B_j)),
+    or from W itself where forming it is cheaper.
     For an attention layer (I = J = C, d = D) that is O(H C^2 D) instead of the SVD of a
     C x HC unfolding, O(H C^3). Computed in float64; squaring the condition number puts
     the relative noise floor of the smallest values near 1e-8 of the largest, far below
@@ -73,10 +85,7 @@ def factored_singular_values(A: Tensor, B: Tensor) -> list[Tensor]:
         raise ValueError(f"factored_singular_values: A must be (H, I, d) and B (H, J, d); got "
                          f"{tuple(A.shape)} and {tuple(B.shape)}")
     A, B = A.double(), B.double()
-    AtA, BtB = A.transpose(1, 2) @ A, B.transpose(1, 2) @ B  # (H, d, d)
-    grams = ((torch.einsum("ice,jcf->ijef", A, A) * torch.einsum("ice,jcf->ijef", B, B)).sum((2, 3)),
-             torch.einsum("hie,hef,hjf->ij", A, BtB, A),
-             torch.einsum("hie,hef,hjf->ij", B, AtA, B))
+    grams = [_mode_gram(A, B, n) for n in range(3)]
     H, I, J = A.shape[0], A.shape[1], B.shape[1]
     n = (min(H, I * J), min(I, H * J), min(J, H * I))  # as many values as the unfolding has
     return [torch.linalg.eigvalsh(g).flip(0)[:k].clamp_min(0).sqrt() for g, k in zip(grams, n)]
@@ -88,12 +97,15 @@ def _top(gram: Tensor, r: int) -> Tensor:
 
 
 def _left(m: Tensor, r: int) -> Tensor:
-    """The r leading left singular vectors of m (via the Gram m m^T, which is small here)."""
+    """The r leading left singular vectors of m: from its SVD when m is tall, else from the
+    eigenvectors of the smaller Gram m m^T."""
+    if m.shape[1] < m.shape[0]:
+        return torch.linalg.svd(m, full_matrices=False)[0][:, :r]
     return _top(m @ m.T, r)
 
 
 def factored_tucker(A: Tensor, B: Tensor, ranks, *, modes=(0, 1, 2), method: str = "hosvd",
-                    n_iter_max: int = 100, tol: float = 1e-10) -> tuple[Tensor, list[Tensor]]:
+                    n_iter_max: int = 50, tol: float = 1e-8) -> tuple[Tensor, list[Tensor]]:
     """Truncated HOSVD or HOOI of W[i] = A[i] B[i]^T (H, I, J), from its factors.
 
     The same decomposition as ``hosvd`` / ``hooi`` on the formed tensor (up to the signs
@@ -109,11 +121,8 @@ def factored_tucker(A: Tensor, B: Tensor, ranks, *, modes=(0, 1, 2), method: str
     A, B = A.double(), B.double()
     H, I, J = A.shape[0], A.shape[1], B.shape[1]
     ranks = check_ranks((H, I, J), ranks)
-    eye = lambda n: torch.eye(n, dtype=A.dtype, device=A.device)
-    AtA, BtB = A.transpose(1, 2) @ A, B.transpose(1, 2) @ B
-    grams = ((torch.einsum("ice,jcf->ijef", A, A) * torch.einsum("ice,jcf->ijef", B, B)).sum((2, 3)),
-             torch.einsum("hie,hef,hjf->ij", A, BtB, A), torch.einsum("hie,hef,hjf->ij", B, AtA, B))
-    U = [_top(g, r) if n in modes else eye(g.shape[0]) for n, (g, r) in enumerate(zip(grams, ranks))]
+    U = [_top(_mode_gram(A, B, n), r) if n in modes else torch.eye(d, dtype=A.dtype, device=A.device)
+         for n, (d, r) in enumerate(zip((H, I, J), ranks))]
     core = lambda: torch.einsum("is,iae,ibe->sab", U[0], U[1].T @ A, U[2].T @ B)
     if method == "hooi":
         norm = core().norm()
