@@ -148,16 +148,19 @@ def perplexity(model: nn.Module, token_ids: Tensor, *, window: int = 512, stride
                progress: bool = True) -> float:
     """exp(mean negative log-likelihood) of ``token_ids`` (1-D) under ``model``.
 
-    Sliding windows of ``window`` tokens advancing by ``stride`` (default: ``window``,
-    disjoint windows); every token after the first is scored exactly once, in the window
-    that gives it the most context (the last ``stride`` tokens of each window, as in the
-    transformers perplexity guide). Works for a TinyLM and a transformers causal LM.
+    Windows of ``window`` tokens advance by ``stride`` (default ``window // 2``); each
+    scores the tokens after the previous window's end (the last ``stride`` of them, as in
+    the transformers perplexity guide), so every token after the first is scored exactly
+    once, with at least ``window - stride`` tokens of context once the first window is
+    past. A window's first token has no context inside it, so windows must overlap:
+    ``stride <= window - 1``. Works for a TinyLM and a transformers causal LM.
     """
     check_int("perplexity", "window", window, 2)
-    stride = window if stride is None else stride
+    stride = window // 2 if stride is None else stride
     check_int("perplexity", "stride", stride, 1)
-    if stride > window:
-        raise ValueError(f"perplexity: stride must be at most window={window}; got {stride}")
+    if stride > window - 1:
+        raise ValueError(f"perplexity: stride must be at most window - 1 = {window - 1} (overlapping windows, "
+                         f"so that each window's first token is scored by the previous one); got {stride}")
     if not isinstance(token_ids, Tensor) or token_ids.ndim != 1 or token_ids.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"perplexity: token_ids must be a 1-D tensor of integer token ids; got "
                          f"{getattr(token_ids, 'dtype', type(token_ids).__name__)} "
@@ -174,9 +177,9 @@ def perplexity(model: nn.Module, token_ids: Tensor, *, window: int = 512, stride
     from tqdm.auto import tqdm
     nll, count, scored = 0.0, 0, 1  # position 0 has no prediction
     for s in tqdm(starts, desc="perplexity", disable=not progress, leave=False):
-        logits = _logits(model, ids[None, s:s + window])[0].float()  # (T, V)
-        first = max(scored, s + 1)  # the first position this window scores
-        targets = ids[first:s + window]
-        lp = F.cross_entropy(logits[first - s - 1:window - 1], targets, reduction="sum")
+        logits = _logits(model, ids[None, s:s + window])[0]  # (T, V)
+        logits = logits if logits.dtype == torch.float64 else logits.float()
+        targets = ids[scored:s + window]  # what the previous windows left, each with context here
+        lp = F.cross_entropy(logits[scored - s - 1:window - 1], targets, reduction="sum")
         nll, count, scored = nll + lp.double().item(), count + len(targets), s + window
     return math.exp(nll / count)

@@ -215,7 +215,7 @@ def frontier(model: TinyLM, tokenizer, *, families=FAMILIES, fractions=FRACTIONS
                          ppl=before, ppl_recovered=before if exact else ppl(m), fit_error_mean=sum(errs) / len(errs),
                          seconds={"compress": t_build, "eval": t_eval, "recover": t_fit}))
     return dict(attention_params=total, families=list(families), fractions=list(fractions), n_eval_tokens=n_eval,
-                window=window, fit_steps=fit_steps, calibration_tokens=calib[0] * calib[1], runs=runs,
+                window=window, stride=window // 2, fit_steps=fit_steps, calibration_tokens=calib[0] * calib[1], runs=runs,
                 unreachable=unreachable)
 
 
