@@ -43,7 +43,7 @@ __all__ = ["FAMILIES", "FRACTIONS", "attention_params", "family_ladder", "choose
            "decode_table", "exact_tucker", "run"]
 
 FAMILIES = ("tucker-hosvd", "tucker-hooi", "gqa-svd", "mla-svd")
-FRACTIONS = (1.0, 0.9, 0.8, 0.75, 0.5, 0.35, 0.25, 0.15, 0.10)
+FRACTIONS = (1.0, 0.9, 0.8, 0.5, 0.25, 0.15, 0.10)
 
 
 def _layers(model: nn.Module) -> list[AttentionModule]:
@@ -176,9 +176,12 @@ def calibration_tokens(tokenizer, n_seqs: int = 8, seq_len: int = 256) -> Tensor
 
 
 def frontier(model: TinyLM, tokenizer, *, families=FAMILIES, fractions=FRACTIONS, n_eval: int = 512,
-             window: int = 256, fit_steps: int = 25, calib=(8, 128), progress: bool = True) -> dict:
+             window: int = 256, fit_steps: int = 25, calib=(8, 128), progress: bool = True,
+             keep=(), on_run=None) -> dict:
     """Perplexity against attention parameters for each family at each budget, before and
-    after recovery, with the seconds each took. Returns a JSON-ready dict."""
+    after recovery, with the seconds each took. Returns a JSON-ready dict; the recovered
+    models of the (family, budget) pairs in ``keep`` are in its "models" entry (not JSON).
+    ``on_run(doc)`` is called after each measured setting (e.g. to save partial results)."""
     from tqdm.auto import tqdm
     evals = {t: eval_tokens(tokenizer, t, n_eval) for t in ("shakespeare", "python-docs")}
     ppl = lambda m: {t: perplexity(m, ids, window=window, progress=False) for t, ids in evals.items()}
@@ -191,6 +194,10 @@ def frontier(model: TinyLM, tokenizer, *, families=FAMILIES, fractions=FRACTIONS
     profile = rank_profile(model, energies=())
     unreachable = []
     ladders = {f: family_ladder(model, f, profile) for f in families}
+    doc = dict(attention_params=total, families=list(families), fractions=list(fractions), n_eval_tokens=n_eval,
+               window=window, stride=window // 2, fit_steps=fit_steps, calibration_tokens=calib[0] * calib[1],
+               runs=runs, unreachable=unreachable)
+    kept = {}
     jobs = [(f, x) for f in families for x in fractions]
     for fam, frac in tqdm(jobs, desc="frontier", disable=not progress):
         try:
@@ -214,9 +221,11 @@ def frontier(model: TinyLM, tokenizer, *, families=FAMILIES, fractions=FRACTIONS
         runs.append(dict(family=fam, label=s.label, params=s.params, fraction=s.params / total, budget=frac,
                          ppl=before, ppl_recovered=before if exact else ppl(m), fit_error_mean=sum(errs) / len(errs),
                          seconds={"compress": t_build, "eval": t_eval, "recover": t_fit}))
-    return dict(attention_params=total, families=list(families), fractions=list(fractions), n_eval_tokens=n_eval,
-                window=window, stride=window // 2, fit_steps=fit_steps, calibration_tokens=calib[0] * calib[1], runs=runs,
-                unreachable=unreachable)
+        if (fam, frac) in keep:
+            kept[f"{fam} {s.label} ({100 * s.params / total:.0f}%)"] = m
+        if on_run:
+            on_run(doc)
+    return dict(doc, models=kept)
 
 
 def decode_table(named: dict[str, TinyLM], prompt: Tensor, *, new_tokens: int = 32, rounds: int = 3) -> list[dict]:
@@ -302,34 +311,25 @@ def run(out: str, *, fractions=FRACTIONS, families=FAMILIES, n_eval: int = 512, 
         torch.set_num_threads(threads)
     hf, tok = load_pretrained("smollm2-135m")
     lm = TinyLM.from_hf(hf, tok)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(model=PRETRAINED["smollm2-135m"]["credit"], python=sys.version.split()[0])
+    save = lambda d: path.write_text(json.dumps(dict(d, **meta, provenance=provenance("cpu"),
+                                                     partial=True), indent=1))
     t0 = time.perf_counter()
+    keep = [("tucker-hosvd", 0.5), ("tucker-hosvd", 0.25), ("gqa-svd", 0.9), ("mla-svd", 0.9)]
     doc = frontier(lm, tok, families=families, fractions=fractions, n_eval=n_eval, window=window,
-                   fit_steps=fit_steps)
+                   fit_steps=fit_steps, keep=keep, on_run=save)
     doc["seconds_total"] = time.perf_counter() - t0
-    # the decode table: the original, its exact Tucker form, and each family at its smallest measured size
-    io = layer_io(lm, calibration_tokens(tok, 8, 128))
-    named = {"original (GQA)": lm, "exact Tucker": exact_tucker(lm)}
-    ladders = {f: family_ladder(lm, f) for f in families if f != "tucker-hooi"}
-    for f, ladder in ladders.items():
-        for frac in (0.5, 0.25) if f.startswith("tucker") else (0.85,):
-            try:
-                s = choose(ladder, int(frac * attention_params(lm)))
-            except ValueError:
-                continue
-            m = replace_layers(lm, s)
-            if fit_steps:
-                fit_layers(m, io, steps=fit_steps)
-            named[f"{f} {s.label} ({100 * s.params / attention_params(lm):.0f}%)"] = m
+    # the decode table: the original, its exact Tucker form and the kept recovered models
+    named = {"original (GQA)": lm, "exact Tucker": exact_tucker(lm), **doc.pop("models")}
     prompt = tok("The history of the printing press", return_tensors="pt").input_ids[0]
     table = decode_table(named, prompt, new_tokens=decode_tokens)
     ids = eval_tokens(tok, "python-docs", n_eval)
     for row, m in zip(table, named.values()):
         row["ppl_python_docs"] = perplexity(m, ids, window=window, progress=False)
     doc["decode"] = dict(prompt_tokens=len(prompt), new_tokens=decode_tokens, rows=table)
-    doc.update(model=PRETRAINED["smollm2-135m"]["credit"], python=sys.version.split()[0],
-               provenance=provenance("cpu"))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.update(meta, provenance=provenance("cpu"))
     path.write_text(json.dumps(doc, indent=1))
     import matplotlib
     matplotlib.use("Agg")
