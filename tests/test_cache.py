@@ -128,7 +128,7 @@ def test_bad_calls_are_clear_errors():
         layer(x, cache=c32)
     with pytest.raises(ValueError, match=r"cache is torch.float64 on meta"):
         layer(x, cache=layer.new_cache(2, 6, device="meta"))
-    other = tkl.build_attention(CASES["mla"]).to(F64).new_cache(2, 6)
+    other = FactorCache(CASES["mla"].cache_shapes(), 2, 6, dtype=F64)  # made by hand: no owner yet
     with pytest.raises(ValueError, match=r"this cache holds .*c_kv.* but the layer caches .*'k'"):
         layer(x, cache=other)
     with pytest.raises(ValueError, match="start_pos must be an integer >= 0; got -1"):

@@ -43,6 +43,33 @@ def check_int(owner: str, field: str, v, lo: int, hi: int | None = None) -> None
         raise ValueError(f"{owner}.{field} must be {rng}; got {v!r}")
 
 
+def check_tensor(owner: str, name: str, t, *, ndim: int | tuple[int, ...] | None = None,
+                 dtype: "torch.dtype | str | tuple | None" = None, device=None) -> None:
+    """TypeError/ValueError "{owner}: {name} must be ..." unless t is a Tensor with ``ndim``
+    dims (an int or a tuple of allowed counts), of ``dtype`` (a dtype, a tuple of dtypes,
+    or "floating" / "integer") and on ``device``. Shared by every public entry point that
+    takes a tensor, so that a wrong input is named, never failing deep inside torch."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{owner}: {name} must be a torch.Tensor; got {type(t).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if t.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(f"{owner}: {name} must have {want} dims; got shape {tuple(t.shape)}")
+    if dtype is not None:
+        if dtype == "floating":
+            ok, want = t.is_floating_point(), "a floating-point dtype"
+        elif dtype == "integer":
+            ok, want = not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool, "an integer dtype"
+        else:
+            allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+            ok, want = t.dtype in allowed, " or ".join(str(d) for d in allowed)
+        if not ok:
+            raise ValueError(f"{owner}: {name} must be {want}; got {t.dtype}")
+    if device is not None and t.device != torch.device(device):
+        raise ValueError(f"{owner}: {name} is on {t.device} but must be on {device} (move it with .to({str(device)!r}))")
+
+
 def _generic_ranks(bounds: tuple[int, int, int]) -> tuple[int, int, int]:
     # A mode-n rank never exceeds the product of the other two (the unfolding
     # has that many columns), so the tight bound is the min of both.
