@@ -283,7 +283,12 @@ class MLAConfig(AttentionConfig):
     latent_norm: bool = False
 
     variant: ClassVar[str] = "mla"
-    modes: ClassVar[tuple[str, ...]] = ("naive", "absorbed")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """("naive", "absorbed"); only "absorbed" with coupled_rope (RoPE between W_uq and
+        W_uk leaves no naive form)."""
+        return ("absorbed",) if self.coupled_rope else ("naive", "absorbed")
 
     @property
     def R_kv(self) -> int:
@@ -352,7 +357,7 @@ class MLAConfig(AttentionConfig):
         return shapes
 
     def flops_breakdown(self, context, mode=None):
-        mode = "absorbed" if self.coupled_rope else self._mode(mode)
+        mode = self._mode(mode)  # coupled_rope: "absorbed" only
         C, H, D, dr, Dv, Rkv = self.C, self.H, self.D, self.D_rope, self.D_v, self.R_kv
         q = C * H * (D + dr) if self.q_rank is None else C * self.q_rank + self.q_rank * H * (D + dr)
         out = {"q_projection": 2 * q, "kv_down": 2 * C * (Rkv + dr)}
@@ -526,9 +531,13 @@ class TuckerConfig(AttentionConfig):
             self._fail("shared_kv", "a bool", self.shared_kv)
         if self.shared_kv and self.r_k != self.r_v:
             self._fail("ranks_vo[2]", f"equal to ranks_qk[2]={self.r_k} when shared_kv=True", self.r_v)
-        if self.rope_layout not in ROPE_LAYOUTS:
+        if not isinstance(self.rope_layout, str) or self.rope_layout not in ROPE_LAYOUTS:
             self._fail("rope_layout", f"one of {ROPE_LAYOUTS}", self.rope_layout)
-        if not self.rope:
+        if not self.rope:  # as MLA: no RoPE settings without RoPE
+            if self.rope_layout != "latent":
+                self._fail("rope_layout", "'latent' (the default) when rope=False", self.rope_layout)
+            if self.rope_dim is not None:
+                self._fail("rope_dim", "None when rope=False", self.rope_dim)
             return
         if self.rope_layout == "latent":
             if self.rope_dim is not None:
