@@ -35,6 +35,11 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_number(v) -> bool:
+    """A finite real number (bools are not)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def check_int(owner: str, field: str, v, lo: int, hi: int | None = None) -> None:
     """ValueError "{owner}.{field} must be an integer >= lo (or in [lo, hi]); got v" unless
     v is such an integer (bools are not). Shared by every config and the cache."""
@@ -127,10 +132,10 @@ class AttentionConfig(ABC):
         for flag in ("causal", "rope"):
             if not isinstance(getattr(self, flag), bool):
                 self._fail(flag, "a bool", getattr(self, flag))
-        if not (isinstance(self.rope_base, (int, float)) and self.rope_base > 1):
-            self._fail("rope_base", "a number > 1", self.rope_base)
-        if self.scale is not None and not (isinstance(self.scale, (int, float)) and self.scale > 0):
-            self._fail("scale", "None or a positive number", self.scale)
+        if not (_is_number(self.rope_base) and self.rope_base > 1):
+            self._fail("rope_base", "a number > 1 (finite)", self.rope_base)
+        if self.scale is not None and not (_is_number(self.scale) and self.scale > 0):
+            self._fail("scale", "None or a positive number (finite)", self.scale)
         self._validate()
 
     def _validate(self) -> None:  # family-specific checks
@@ -591,7 +596,7 @@ def make_config(variant: str, **kwargs) -> AttentionConfig:
 
     "mqa" is ``GQAConfig`` with ``n_kv_heads=1``.
     """
-    if variant not in CONFIGS:
+    if not isinstance(variant, str) or variant not in CONFIGS:
         raise ValueError(f"variant must be one of {sorted(CONFIGS)}; got {variant!r}")
     if variant == "mqa":
         kwargs.setdefault("n_kv_heads", 1)
@@ -611,14 +616,20 @@ def standard_configs(d_model: int = 768, n_heads: int = 12, **common) -> dict[st
     experiments); Tucker [8, 128, 64] (the Tucker paper's GPT-2 setting),
     each rank capped by its dimension.
     """
+    check_int("standard_configs", "d_model", d_model, 4)
+    check_int("standard_configs", "n_heads", n_heads, 1, d_model // 2)
+    if d_model % n_heads or (d_model // n_heads) % 2:
+        raise ValueError(f"standard_configs: n_heads must divide d_model={d_model} into even head dims "
+                         f"(RoPE and MLA's rope_dim); got {n_heads}")
     C, H = d_model, n_heads
     D = C // H
+    dr = max(2, 2 * (D // 4)) if common.get("rope", True) else 0  # MLAConfig's default rope_dim
     t = (min(8, H), min(128, C), min(64, C))
     return {
         "MHA": MHAConfig(d_model=C, n_heads=H, **common),
         f"GQA-{max(1, H // 4)}": GQAConfig(d_model=C, n_heads=H, n_kv_heads=max(1, H // 4), **common),
         "MQA": GQAConfig(d_model=C, n_heads=H, n_kv_heads=1, **common),
-        "MLA": MLAConfig(d_model=C, n_heads=H, kv_rank=min(4 * D, C - D // 2), **common),
+        "MLA": MLAConfig(d_model=C, n_heads=H, kv_rank=min(4 * D, C - D // 2, C - dr), **common),
         "TPA": TPAConfig(d_model=C, n_heads=H, q_rank=min(6, C), k_rank=2, v_rank=2, **common),
         "Tucker": TuckerConfig(d_model=C, n_heads=H, ranks_qk=t, ranks_vo=t, **common),
     }
