@@ -48,8 +48,18 @@ class FactorCache:
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], batch_size: int, max_seq_len: int, *,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
+        if not isinstance(shapes, dict) or not shapes or not all(
+                isinstance(n, str) and isinstance(s, (tuple, list)) and s
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in s)
+                for n, s in shapes.items()):
+            raise ValueError("FactorCache.shapes must be a non-empty dict name -> per-token shape (a tuple of "
+                             f"integers >= 1), e.g. cfg.cache_shapes(); got {shapes!r}")
         check_int("FactorCache", "batch_size", batch_size, 1)
         check_int("FactorCache", "max_seq_len", max_seq_len, 1)
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"FactorCache.dtype must be a floating torch.dtype; got {dtype!r}")
+        if device is not None and not isinstance(device, (str, torch.device)):
+            raise TypeError(f"FactorCache.device must be None, a str or a torch.device; got {type(device).__name__}")
         self.shapes = {n: tuple(s) for n, s in shapes.items()}
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.data = torch.zeros(batch_size, max_seq_len, sum(sizes), dtype=dtype, device=device)

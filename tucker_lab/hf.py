@@ -98,4 +98,4 @@ def from_hf(module: nn.Module):
         return _llama(module)
     if kind == "DeepseekV3Attention":
         return _deepseek(module)
-    raise TypeError(f"from_hf: cannot import {kind}; supported: {', '.join(SUPPORTED)}")
+    raise TypeError(f"from_hf: module must be a Hugging Face {' or '.join(SUPPORTED)}; got {kind}")

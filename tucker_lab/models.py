@@ -24,6 +24,11 @@ from .config import AttentionConfig, check_int, check_tensor
 __all__ = ["LMConfig", "TinyLM", "generate", "ViTConfig", "TinyViT"]
 
 
+def _check_eps(owner: str, eps) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ValueError(f"{owner}.norm_eps must be a number in (0, 1); got {eps!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class LMConfig:
     """A TinyLM.
@@ -49,6 +54,9 @@ class LMConfig:
     def __post_init__(self):
         for name in ("vocab_size", "n_layers", "max_seq_len") + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
             check_int("LMConfig", name, getattr(self, name), 1)
+        _check_eps("LMConfig", self.norm_eps)
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"LMConfig.tie_embeddings must be a bool; got {self.tie_embeddings!r}")
         if not isinstance(self.attention, AttentionConfig):
             raise ValueError(f"LMConfig.attention must be an attention config (MHAConfig, GQAConfig, "
                              f"MLAConfig, TPAConfig, TuckerConfig); got {type(self.attention).__name__}")
@@ -197,6 +205,10 @@ def generate(model: TinyLM, prompt_ids: Tensor, max_new_tokens: int, *, temperat
         raise TypeError(f"generate: use_cache must be a bool; got {use_cache!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generate: generator must be None or a torch.Generator; got {type(generator).__name__}")
+    V = model.cfg.vocab_size
+    if prompt_ids.device.type != "meta" and (prompt_ids.min() < 0 or prompt_ids.max() >= V):
+        raise ValueError(f"generate: prompt_ids must be token ids in [0, vocab_size={V}); got values in "
+                         f"[{prompt_ids.min().item()}, {prompt_ids.max().item()}]")
     squeeze = prompt_ids.ndim == 1
     idx = prompt_ids[None] if squeeze else prompt_ids
     total = idx.shape[1] + max_new_tokens
@@ -239,6 +251,7 @@ class ViTConfig:
         for name in ("n_layers", "image_size", "patch_size", "channels", "n_classes") + (
                 ("mlp_hidden",) if self.mlp_hidden is not None else ()):
             check_int("ViTConfig", name, getattr(self, name), 1)
+        _check_eps("ViTConfig", self.norm_eps)
         if self.image_size % self.patch_size:
             raise ValueError(f"ViTConfig.patch_size must divide image_size={self.image_size}; got {self.patch_size}")
         if not isinstance(self.attention, AttentionConfig):

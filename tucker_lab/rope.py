@@ -63,7 +63,7 @@ def apply_rope(x: Tensor, pos: Tensor | int, *, base: float = 10000.0, layout: s
         pos: (T,) absolute positions, or an int start position.
         base: frequency base.
         layout: "full", "block" or "tail" (module docstring).
-        rope_dim: block size ("block") or rotated slice size ("tail").
+        rope_dim: block size ("block") or rotated slice size ("tail"); unused by "full".
     Returns:
         Tensor like x.
     """
