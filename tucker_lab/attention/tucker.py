@@ -103,7 +103,10 @@ class TuckerAttention(AttentionModule):
     def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the rotated
         key latent and the value latent (r_k + r_v per token), or with ``shared_kv`` the
-        one unrotated latent (r_k), whose keys are rotated as they are read."""
+        one unrotated latent (r_k), whose keys are rotated as they are read.
+        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
+        this layer's own (``new_cache``), for causal layers, for inference (under
+        torch.no_grad(); with gradients enabled they are exact but every step's graph is kept)."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         T = x.shape[1]
