@@ -109,7 +109,8 @@ class TPAttention(AttentionModule):
         constant head factors). "factored" never forms per-head keys or values.
         ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
         this layer's own (``new_cache``), for causal layers, for inference (under
-        torch.no_grad(); with gradients enabled they are exact but every step's graph is kept)."""
+        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
+        of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
