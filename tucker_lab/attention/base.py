@@ -81,7 +81,9 @@ class AttentionModule(nn.Module):
         """A preallocated cache of this layer's factors (``cfg.cache_shapes()``), by default
         in the dtype and on the device of the layer's parameters. The cache belongs to
         this layer (any other layer refuses it): make one per layer. Caches serve causal
-        decoding, for inference (see the class docstring on gradients)."""
+        decoding, for inference: decode under torch.no_grad(). With gradients enabled the
+        cached outputs and their gradients are still exact (the factors read back carry
+        their autograd history, see FactorCache), at the cost of keeping every step's graph."""
         name = f"{type(self).__name__}.new_cache"
         if not self.cfg.causal:
             raise ValueError(f"{name}: this layer is bidirectional (causal=False); a cache serves causal "
