@@ -164,6 +164,38 @@ def function_cases(fz: Fuzz):
         "dtype": [torch.int64, "float32", None, torch.bool], "device": [3, ["cpu"]]})
 
 
+def tensor_cases(fz: Fuzz):
+    """tkl.tensor: the mode products, unfoldings and decompositions chapter 4 teaches."""
+    T = tkl.tensor
+    t = torch.randn(3, 4, 5, dtype=torch.float64)
+    bad_t = [None, t.tolist(), torch.tensor(2.0)]
+    fz.kwargs("unfold", T.unfold, dict(t=t, mode=0), {"t": bad_t, "mode": bad_ints(0, hi=2)})
+    fz.kwargs("fold", T.fold, dict(m=T.unfold(t, 1), mode=1, shape=(3, 4, 5)), {
+        "m": [None, t, T.unfold(t, 0)], "mode": bad_ints(0, hi=2), "shape": [None, (3, 4), (3, 4, 0), "345", (3, 4.0, 5)]},
+        names={"m": ("m",), "mode": ("mode", "m ")})
+    fz.kwargs("mode_product", T.mode_product, dict(t=t, m=torch.randn(2, 4, dtype=torch.float64), mode=1), {
+        "t": bad_t, "m": [None, torch.randn(2, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64),
+                          torch.randn(2, 4, dtype=torch.float64, device=META)], "mode": bad_ints(0, hi=2)},
+        names={"mode": ("mode", "m must")})
+    core = torch.randn(2, 2, 2, dtype=torch.float64)
+    U = [torch.randn(3, 2, dtype=torch.float64) for _ in range(3)]
+    fz.kwargs("tucker_to_tensor", T.tucker_to_tensor, dict(core=core, factors=U), {
+        "core": [None, [1.0]], "factors": [None, U[:2], U[:2] + [torch.randn(3, 3, dtype=torch.float64)],
+                                            U[:2] + [None], "U"]})
+    for fn in (T.hosvd, T.hooi):
+        fz.kwargs(fn.__name__, fn, dict(t=t, ranks=(2, 2, 2)), {
+            "t": bad_t + [t.long()], "ranks": [None, (2, 2), (0, 2, 2), (4, 2, 2), (2.0, 2, 2), "222", (True, 2, 2)],
+            "modes": [(0, 0), (3,), "0", (0.0,)]}, names={"ranks": ("ranks", "rank")})
+    fz.kwargs("multilinear_rank", T.multilinear_rank, dict(t=t), {"t": bad_t + [t.long()], "rtol": [-1.0, 2.0, "0"]})
+    fz.kwargs("energy_rank", T.energy_rank, dict(s=torch.rand(4), energy=0.9), {
+        "s": [None, torch.rand(2, 2), torch.rand(0)], "energy": [0, 1.5, -0.1, "0.9", None, NAN, True]})
+    fz.kwargs("multilinear_singular_values", T.multilinear_singular_values, dict(t=t), {"t": bad_t + [t.long()]})
+    fz.kwargs("check_ranks", T.check_ranks, dict(shape=(3, 4), ranks=(2, 2)), {
+        "ranks": [None, 2, (2,), (0, 2), (2, 5), (2.0, 2)]}, names={"ranks": ("ranks", "rank")})
+    fz.kwargs("relative_error", T.relative_error, dict(t=t, approx=t), {"t": [None], "approx": [None, t[0], t.to(META)]},
+              names={"approx": ("approx",)})
+
+
 def layer_cases(fz: Fuzz, name: str):
     layer = tkl.build_attention(CASES[name])
     C = layer.cfg.d_model
@@ -226,17 +258,20 @@ def all_cases():
     fz = Fuzz()
     config_cases(fz)
     function_cases(fz)
+    tensor_cases(fz)
     module_cases(fz)
     return fz.cases
 
 
 def test_every_config_class_and_public_function_is_fuzzed():
-    """The fuzz covers every public callable of tkl.__all__ (modules aside) and every config class."""
+    """The fuzz covers every public callable of tkl.__all__ (modules aside, but tkl.tensor's
+    functions included) and every config class."""
     labels = " ".join(label for label, _, _ in all_cases())
     public = [n for n in tkl.__all__ if callable(getattr(tkl, n)) and not isinstance(getattr(tkl, n), type(tkl))]
     skip = {"AttentionConfig", "AttentionModule", "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention",
             "History", "TinyLM", "TinyViT"}  # abstract bases; layer classes via build_attention; models via configs
     missing = [n for n in public if n not in skip and n not in labels]
+    missing += [f"tensor.{n}" for n in tkl.tensor.__all__ if n not in labels]
     assert not missing, f"not fuzzed: {missing}"
 
 
