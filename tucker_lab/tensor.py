@@ -88,6 +88,8 @@ def tucker_to_tensor(core: Tensor, factors: list[Tensor]) -> Tensor:
 def multilinear_singular_values(t: Tensor) -> list[Tensor]:
     """Singular values of each mode unfolding, descending."""
     check_tensor("multilinear_singular_values", "t", t, dtype="floating")
+    if t.ndim == 0:
+        raise ValueError("multilinear_singular_values: t must have at least one mode; got a 0-dim tensor")
     return [torch.linalg.svdvals(unfold(t, n)) for n in range(t.ndim)]
 
 
@@ -96,6 +98,8 @@ def multilinear_rank(t: Tensor, rtol: float | None = None) -> tuple[int, ...]:
     ``rtol`` times the largest (default: 1e3 x machine epsilon of t's dtype,
     times the largest dimension)."""
     check_tensor("multilinear_rank", "t", t, dtype="floating")
+    if t.ndim == 0:
+        raise ValueError("multilinear_rank: t must have at least one mode; got a 0-dim tensor")
     if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1):
         raise ValueError(f"multilinear_rank: rtol must be None or a number in [0, 1); got {rtol!r}")
     if rtol is None:
