@@ -1,5 +1,7 @@
 """Analytic accounting == the papers' formulas (papers.md 1.5 and 2.3) and the CLI table.
 (Accounting == the live module is in test_attention_contract.py.)"""
+import re
+
 import pytest
 import torch
 
@@ -85,3 +87,25 @@ def test_rows_and_cli_table(capsys):
     text = main(["--n-layers", "12"])
     assert "Tucker" in text and "426,176" in text and "2,359,296" in text
     assert capsys.readouterr().out.strip() == text.strip()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--n-layers", "-2"], "argument --n-layers: must be an integer >= 1; got -2"),
+    (["--context", "0"], "argument --context: must be an integer >= 1; got 0"),
+    (["--batch", "two"], "argument --batch: must be an integer >= 1; got 'two'"),
+    (["--d-model", "10", "--n-heads", "3"], r"n_heads must divide d_model=10 into even head dims"),
+    (["--dtype", "fp8"], "argument --dtype: invalid choice: 'fp8'"),
+])
+def test_cli_rejects_nonsense_with_exit_code_2(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert re.search(msg, capsys.readouterr().err)
+
+
+def test_cli_help_lists_allowed_values(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "an integer >= 1" in help_text and "one of bf16, fp16, fp32" in help_text

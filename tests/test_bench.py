@@ -1,5 +1,7 @@
 """The benchmark CLI writes complete JSON whose byte counts are the accounting's."""
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,35 @@ def test_bench_cli_writes_provenance_and_consistent_numbers(kind, tmp_path):
         assert r["flops"] == r["batch"] * sum(cfg.flops_per_token(t) for t in range(1, T + 1)) + cfg.fixed_flops()
 
 
-def test_unknown_variant_is_rejected():
-    with pytest.raises(SystemExit, match="unknown variants"):
-        bench.main(["decode", "--variants", "Linformer"])
+@pytest.mark.parametrize("args,msg", [
+    (["decode", "--scopes", "core,bogus"], "argument --scopes: must be comma-separated values from core, layer"),
+    (["decode", "--min-run-time", "-1"], "argument --min-run-time: must be a finite number > 0; got -1"),
+    (["decode", "--contexts", "1024,0"], "argument --contexts: each value must be an integer >= 1; got 0"),
+    (["prefill", "--batches", "-8"], "argument --batches: each value must be an integer >= 1; got -8"),
+    (["decode", "--d-model", "0"], "argument --d-model: must be an integer >= 1; got 0"),
+    (["decode", "--impls", "cuda-magic"], "argument --impls: must be comma-separated values from auto, flash"),
+    (["decode", "--out", "x.json", "--save"], "argument --save: not allowed with argument --out"),
+    (["decode", "--variants", "Linformer"], r"argument --variants: unknown variants \['Linformer'\]"),
+])
+def test_cli_rejects_nonsense_with_exit_code_2(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(args)
+    assert e.value.code == 2
+    assert re.search(msg, capsys.readouterr().err)
+
+
+def test_cli_prints_a_table_and_writes_to_results_only_when_asked(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --save writes results/bench/ under the working directory
+    monkeypatch.setattr(bench, "copy_bandwidth", lambda device: 1e10)
+    common = ["prefill", "--d-model", "32", "--n-heads", "2", "--lengths", "4", "--batches", "1",
+              "--variants", "MQA,Tucker", "--min-run-time", "0.001"]
+    out = bench.main(common)
+    assert not out.is_relative_to(tmp_path) and out.parent.name == "tucker_lab_bench"
+    assert not (tmp_path / "results").exists()
+    printed = capsys.readouterr().out
+    table = [line.split() for line in printed.splitlines()[2:4]]
+    assert [row[0] for row in table] == ["MQA", "Tucker"]
+    doc = json.loads(out.read_text())
+    assert [float(row[4]) for row in table] == pytest.approx([r["median_ms"] for r in doc["results"]], abs=1e-4)
+    saved = bench.main(common + ["--save"])
+    assert saved == Path("results") / "bench" / out.name and (tmp_path / saved).exists()

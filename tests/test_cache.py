@@ -1,5 +1,7 @@
 """Factor caches: cached decoding == the full forward, the cache holds exactly the
 factors (bytes == accounting), the decode path never forms per-head K/V, bad calls fail."""
+import dataclasses
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -128,7 +130,7 @@ def test_bad_calls_are_clear_errors():
         layer(x, cache=c32)
     with pytest.raises(ValueError, match=r"cache is torch.float64 on meta"):
         layer(x, cache=layer.new_cache(2, 6, device="meta"))
-    other = tkl.build_attention(CASES["mla"]).to(F64).new_cache(2, 6)
+    other = FactorCache(CASES["mla"].cache_shapes(), 2, 6, dtype=F64)  # made by hand: no owner yet
     with pytest.raises(ValueError, match=r"this cache holds .*c_kv.* but the layer caches .*'k'"):
         layer(x, cache=other)
     with pytest.raises(ValueError, match="start_pos must be an integer >= 0; got -1"):
@@ -166,3 +168,90 @@ def test_tucker_folds_its_cores_once_for_inference():
         layer.core_qk.mul_(2.0)  # a parameter changes: the fold must follow
         torch.testing.assert_close(layer(x), tkl.reference.forward(layer, x), rtol=0, atol=1e-12)
     assert not torch.allclose(y, layer(x))
+
+
+@pytest.mark.parametrize("name", ["gqa", "mla-q", "tpa", "tucker"])
+def test_a_cache_belongs_to_one_layer(name):
+    """A cache shared by two layers, or made by another layer of the same or another
+    config, is refused before anything is written, so decoding then goes on correctly."""
+    cfg = CASES[name]
+    a, b = (tkl.build_attention(cfg).to(F64) for _ in range(2))
+    x = torch.randn(2, 6, cfg.d_model, dtype=F64)
+    cache = a.new_cache(2, 6)
+    assert cache.owner is a
+    with torch.no_grad():
+        a(x[:, :3], cache=cache)
+        for other in (b, tkl.build_attention(dataclasses.replace(cfg, rope_base=500.0)).to(F64)):
+            with pytest.raises(ValueError, match=r"belongs to another layer .*make one per layer with "
+                                                 r"layer\.new_cache"):
+                other(x[:, 3:4], cache=cache)  # start_pos omitted: would continue at 3
+        assert cache.seq_len == 3  # nothing written by the refused calls
+        y = torch.cat([a(x[:, :3]), a(x[:, 3:4], cache=cache), a(x[:, 4:], cache=cache)], 1)[:, 3:]
+        torch.testing.assert_close(y, a(x)[:, 3:], rtol=0, atol=1e-10)
+    # a cache made by hand is claimed by the first layer that writes to it
+    hand = FactorCache(cfg.cache_shapes(), 2, 6, dtype=F64)
+    with torch.no_grad():
+        b(x[:, :2], cache=hand)
+        assert hand.owner is b
+        with pytest.raises(ValueError, match="belongs to another layer"):
+            a(x[:, 2:3], cache=hand)
+
+
+def test_tinylm_refuses_one_cache_object_for_every_layer():
+    cfg = tkl.LMConfig(vocab_size=11, n_layers=2, attention=CASES["tucker"], max_seq_len=8)
+    model = tkl.TinyLM(cfg).double()
+    idx = torch.randint(0, 11, (1, 5))
+    shared = model.blocks[0].attn.new_cache(1, 8)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"rather than \[cache\] \* n_layers"):
+            model(idx, caches=[shared] * 2)
+        assert shared.seq_len == 0  # checked before the first layer wrote anything
+        caches = model.new_caches(1)
+        torch.testing.assert_close(model(idx, caches=caches), model(idx), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match=r"TinyLM.new_caches.max_seq_len must be an integer in \[1, 8\]; got 9"):
+        model.new_caches(1, 9)
+    with pytest.raises(TypeError, match="caches must be None or the list of FactorCaches"):
+        model(idx, caches={"k": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("name", ["mha-bidir", "tucker-norope"])
+def test_a_bidirectional_layer_refuses_a_cache(name):
+    """Chunked prefill of a non-causal layer cannot see later tokens, so it would differ
+    from the full forward: refused."""
+    layer = tkl.build_attention(CASES[name]).to(F64)
+    x = torch.randn(1, 4, layer.cfg.d_model, dtype=F64)
+    with pytest.raises(ValueError, match=r"bidirectional \(causal=False\); a cache serves causal decoding"):
+        layer.new_cache(1, 4)
+    hand = FactorCache(layer.cfg.cache_shapes(), 1, 4, dtype=F64)
+    with pytest.raises(ValueError, match=r"bidirectional \(causal=False\); a cache serves causal decoding"):
+        layer(x, cache=hand)
+
+
+def test_a_cache_must_be_a_factor_cache():
+    layer, x = make()
+    with pytest.raises(TypeError, match="cache must be None or a FactorCache from layer.new_cache"):
+        layer(x, cache={"k": torch.zeros(2, 4)})
+
+
+@pytest.mark.parametrize("name", [n for n in CAUSAL if n in ("mha", "gqa", "mla", "mla-q", "mla-coupled",
+                                                            "tpa", "tpa-const-a", "tucker", "tucker-shared")])
+def test_gradients_through_a_cache_equal_the_uncached_gradients(name):
+    """With gradients enabled a cached call stays differentiable: prefill and decode in
+    chunks give the gradients of the full forward, for the inputs and every parameter
+    (GQA w_k/w_v, MLA w_dkv/w_kr, Tucker U_k/U_v included), and repeated calls work."""
+    for mode in algebras(CASES[name]):
+        layer = tkl.build_attention(CASES[name], mode=mode).to(F64)
+        x = torch.randn(2, 9, layer.cfg.d_model, dtype=F64, requires_grad=True)
+        g = torch.randn(2, 9, layer.cfg.d_model, dtype=F64)
+        wrt = [x, *layer.parameters()]
+        full = torch.autograd.grad((layer(x) * g).sum(), wrt)
+        y, cache = run_cached(layer, x, [4, 1, 2, 1, 1])
+        cached = torch.autograd.grad((y * g).sum(), wrt, allow_unused=True)
+        for (pname, _), a, b in zip([("x", x), *layer.named_parameters()], full, cached):
+            assert b is not None, f"{pname} got no gradient through the cache"
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-10)
+        # the buffers hold the same values, without history
+        assert not cache.data.requires_grad
+        cache.reset()
+        with torch.no_grad():
+            torch.testing.assert_close(run_cached(layer, x, [4, 5], cache)[0], y.detach(), rtol=0, atol=1e-10)

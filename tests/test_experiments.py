@@ -1,5 +1,6 @@
 """Sweeps: the grid, the matched-quality ratios, a tiny end-to-end sweep and its plot."""
 import json
+import re
 
 import matplotlib
 
@@ -51,3 +52,25 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     assert png.exists() and png.stat().st_size > 1000
     with pytest.raises(ValueError, match="unknown variants"):
         E.run_sweep("vit", "quick", ["Linear"])
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["plot", "results/sweeps/lm_quick.json", "--metric", "bogus"], "argument --metric: invalid choice: 'bogus'"),
+    (["plot", "no/such/file.json"], "argument results: cannot read a results JSON"),
+    (["sweep", "--task", "vit", "--seeds", "-1"], "argument --seeds: must be an integer >= 0; got -1"),
+    (["sweep", "--task", "vit", "--variants", "Linear"], r"argument --variants: unknown \['Linear'\]"),
+    (["sweep", "--task", "chess"], "argument --task: invalid choice: 'chess'"),
+])
+def test_cli_rejects_nonsense_with_exit_code_2(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        E.main(args)
+    assert e.value.code == 2
+    assert re.search(msg, capsys.readouterr().err)
+
+
+def test_library_functions_name_a_bad_metric():
+    doc = doc_of([("MHA", 1000, 2.0), ("Tucker-1,8,4", 100, 2.2)])
+    with pytest.raises(ValueError, match=r"metric must be one of \('val_loss', 'val_accuracy'\); got 'bogus'"):
+        E.matched_ratios(doc, metric="bogus")
+    with pytest.raises(ValueError, match="task must be one of"):
+        E.run_sweep("chess")

@@ -85,7 +85,7 @@ def test_deepseek_v3_attention(q_lora_rank, rope_interleave, dtype, tol, impl, f
 
 
 def test_import_errors():
-    with pytest.raises(TypeError, match="cannot import Linear; supported: LlamaAttention, DeepseekV3Attention"):
+    with pytest.raises(TypeError, match="module must be a Hugging Face LlamaAttention or DeepseekV3Attention; got Linear"):
         from_hf(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"q_proj has a bias"):
         from_hf(llama(torch.float32, "eager", attention_bias=True))

@@ -12,6 +12,7 @@ import argparse
 
 import torch
 
+from ._cli import positive_int
 from .config import AttentionConfig, standard_configs
 
 __all__ = ["accounting_rows", "format_table", "main"]
@@ -54,13 +55,21 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(prog="python -m tucker_lab.accounting", description=__doc__.split("\n")[0])
-    p.add_argument("--d-model", type=int, default=768, help="C (default 768, GPT-2 small)")
-    p.add_argument("--n-heads", type=int, default=12, help="H (default 12)")
-    p.add_argument("--n-layers", type=int, default=12, help="layers, for the whole-model cache")
-    p.add_argument("--context", type=int, default=4096, help="tokens in the cache")
-    p.add_argument("--batch", type=int, default=1, help="sequences in the cache")
-    p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16", help="cache dtype")
+    p.add_argument("--d-model", type=positive_int, default=768,
+                   help="C, an integer >= 4 that n-heads divides into even head dims (default 768, GPT-2 small)")
+    p.add_argument("--n-heads", type=positive_int, default=12, help="H, an integer >= 1 (default 12)")
+    p.add_argument("--n-layers", type=positive_int, default=12,
+                   help="layers, for the whole-model cache: an integer >= 1 (default 12)")
+    p.add_argument("--context", type=positive_int, default=4096,
+                   help="tokens in the cache: an integer >= 1 (default 4096)")
+    p.add_argument("--batch", type=positive_int, default=1, help="sequences in the cache: an integer >= 1 (default 1)")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16",
+                   help=f"cache dtype, one of {', '.join(sorted(_DTYPES))} (default bf16)")
     a = p.parse_args(argv)
+    try:
+        standard_configs(a.d_model, a.n_heads)
+    except ValueError as e:
+        p.error(str(e))
     rows = accounting_rows(standard_configs(a.d_model, a.n_heads), context=a.context,
                            n_layers=a.n_layers, batch=a.batch, dtype=_DTYPES[a.dtype])
     text = (f"Attention per layer at C={a.d_model}, H={a.n_heads}; cache for {a.n_layers} layers x "

@@ -1,7 +1,7 @@
-"""Prefill and decode benchmarks; JSON with provenance under results/bench/.
+"""Prefill and decode benchmarks; a table, and JSON with provenance (results/bench/ with --save).
 
     python -m tucker_lab.bench decode --d-model 2048 --n-heads 16 --contexts 1024,4096 --batches 1,8
-    python -m tucker_lab.bench prefill --lengths 512,2048 --dtype bf16
+    python -m tucker_lab.bench prefill --lengths 512,2048 --dtype bf16 --save
 
 ``decode`` times one decoding step with a cache of S tokens, in two scopes:
 "core" is the attention over the cache alone (what a decode kernel does; bytes =
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ from .attention.tpa import factored_attention
 from .config import standard_configs
 from .functional import attend
 
-__all__ = ["provenance", "copy_bandwidth", "bench_decode", "bench_prefill", "main"]
+__all__ = ["provenance", "copy_bandwidth", "bench_decode", "bench_prefill", "format_table", "main"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -171,50 +172,87 @@ def bench_prefill(configs: dict, *, lengths, batches, dtype, device, impls, min_
     return rows
 
 
-def _ints(s: str) -> list[int]:
-    return [int(v) for v in s.split(",") if v]
+def format_table(kind: str, rows: list[dict]) -> str:
+    """A fixed-width text table of the measurements."""
+    if kind == "decode":
+        head = f"{'variant':<10}{'impl':<8}{'scope':<7}{'batch':>6}{'context':>9}{'ms':>10}{'GB/s':>9}{'x copy bw':>10}"
+        lines = [head, "-" * len(head)]
+        lines += [f"{r['variant']:<10}{r['impl']:<8}{r['scope']:<7}{r['batch']:>6}{r['context']:>9}"
+                  f"{r['median_ms']:>10.4f}{r['achieved_GBps']:>9.2f}{r['fraction_of_copy_bw']:>10.3f}" for r in rows]
+    else:
+        head = f"{'variant':<10}{'impl':<8}{'batch':>6}{'length':>8}{'ms':>10}{'tokens/s':>12}{'TFLOP/s':>9}"
+        lines = [head, "-" * len(head)]
+        lines += [f"{r['variant']:<10}{r['impl']:<8}{r['batch']:>6}{r['length']:>8}{r['median_ms']:>10.4f}"
+                  f"{r['tokens_per_s']:>12,.0f}{r['TFLOPs']:>9.4f}" for r in rows]
+    return "\n".join(lines)
+
+
+SCOPES = ("core", "layer")
 
 
 def main(argv: list[str] | None = None) -> Path:
+    from ._cli import choice_list, positive_float, positive_int, positive_int_list
+    from .functional import IMPLS
     p = argparse.ArgumentParser(prog="python -m tucker_lab.bench", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=["decode", "prefill"])
-    p.add_argument("--d-model", type=int, default=2048)
-    p.add_argument("--n-heads", type=int, default=16)
-    p.add_argument("--variants", default="all", help="comma-separated names of standard_configs, or all")
-    p.add_argument("--contexts", default="1024,4096,16384", help="decode: cache lengths")
-    p.add_argument("--lengths", default="256,1024", help="prefill: sequence lengths")
-    p.add_argument("--batches", default="1,8")
-    p.add_argument("--dtype", choices=sorted(_DTYPES), default=None, help="default bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--impls", default=None, help="attention kernels, e.g. sdpa,triton (default auto)")
-    p.add_argument("--scopes", default="core,layer")
-    p.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
-    p.add_argument("--out", default=None, help="output JSON (default results/bench/<kind>_<device>.json)")
+    p.add_argument("kind", choices=["decode", "prefill"], help="decode: one step over a cache; prefill: a causal forward")
+    p.add_argument("--d-model", type=positive_int, default=2048,
+                   help="C, an integer that n-heads divides into even head dims (default 2048)")
+    p.add_argument("--n-heads", type=positive_int, default=16, help="H, an integer >= 1 (default 16)")
+    p.add_argument("--variants", default="all",
+                   help="comma-separated names of standard_configs (MHA, GQA-<H/4>, MQA, MLA, TPA, Tucker), or all")
+    p.add_argument("--contexts", type=positive_int_list, default=[1024, 4096, 16384],
+                   help="decode: cache lengths, comma-separated integers >= 1 (default 1024,4096,16384)")
+    p.add_argument("--lengths", type=positive_int_list, default=[256, 1024],
+                   help="prefill: sequence lengths, comma-separated integers >= 1 (default 256,1024)")
+    p.add_argument("--batches", type=positive_int_list, default=[1, 8],
+                   help="batch sizes, comma-separated integers >= 1 (default 1,8)")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default=None,
+                   help=f"one of {', '.join(sorted(_DTYPES))} (default bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--impls", type=choice_list(IMPLS), default=["auto"],
+                   help=f"attention kernels, comma-separated from {', '.join(IMPLS)} (default auto)")
+    p.add_argument("--scopes", type=choice_list(SCOPES), default=list(SCOPES),
+                   help="decode: what is timed, comma-separated from core (attention over the cache), "
+                        "layer (the whole layer step) (default core,layer)")
+    p.add_argument("--min-run-time", type=positive_float, default=0.2,
+                   help="seconds per measurement, a number > 0 (default 0.2)")
+    out_group = p.add_mutually_exclusive_group()
+    out_group.add_argument("--out", default=None,
+                           help="output JSON path (default: <temp dir>/tucker_lab_bench/<kind>_<device>.json)")
+    out_group.add_argument("--save", action="store_true",
+                           help="write results/bench/<kind>_<device>.json, the repository's committed results")
     a = p.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = _DTYPES[a.dtype or ("bf16" if device == "cuda" else "fp32")]
-    configs = standard_configs(a.d_model, a.n_heads)
+    try:
+        configs = standard_configs(a.d_model, a.n_heads)
+    except ValueError as e:
+        p.error(str(e))
     if a.variants != "all":
-        wanted = a.variants.split(",")
+        wanted = [v.strip() for v in a.variants.split(",") if v.strip()]
         unknown = sorted(set(wanted) - set(configs))
-        if unknown:
-            raise SystemExit(f"unknown variants {unknown}; choose from {sorted(configs)}")
+        if unknown or not wanted:
+            p.error(f"argument --variants: unknown variants {unknown}; choose from {sorted(configs)} or all")
         configs = {k: configs[k] for k in wanted}
-    impls = (a.impls or "auto").split(",")
     prov = provenance(device)
     peak = copy_bandwidth(device)
     if a.kind == "decode":
-        rows = bench_decode(configs, contexts=_ints(a.contexts), batches=_ints(a.batches), dtype=dtype,
-                            device=device, impls=impls, scopes=a.scopes.split(","),
+        rows = bench_decode(configs, contexts=a.contexts, batches=a.batches, dtype=dtype,
+                            device=device, impls=a.impls, scopes=a.scopes,
                             min_run_time=a.min_run_time, peak=peak)
     else:
-        rows = bench_prefill(configs, lengths=_ints(a.lengths), batches=_ints(a.batches), dtype=dtype,
-                             device=device, impls=impls, min_run_time=a.min_run_time)
+        rows = bench_prefill(configs, lengths=a.lengths, batches=a.batches, dtype=dtype,
+                             device=device, impls=a.impls, min_run_time=a.min_run_time)
     slug = "".join(c if c.isalnum() else "-" for c in prov["device"]).strip("-").lower()
-    out = Path(a.out or f"results/bench/{a.kind}_{slug}.json")
+    name = f"{a.kind}_{slug}.json"
+    if a.save:
+        out = Path("results") / "bench" / name
+    else:
+        out = Path(a.out) if a.out else Path(tempfile.gettempdir()) / "tucker_lab_bench" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"kind": a.kind, "args": vars(a), "dtype": str(dtype).split(".")[-1],
            "copy_bandwidth_GBps": peak / 1e9, **prov, "results": rows}
     out.write_text(json.dumps(doc, indent=1))
+    print(format_table(a.kind, rows))
     print(f"wrote {len(rows)} measurements to {out}")
     return out
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .attention import GQAAttention, MLAttention, TuckerAttention
 from .attention.base import AttentionModule
-from .config import GQAConfig, MLAConfig, TuckerConfig
+from .config import GQAConfig, MLAConfig, TuckerConfig, _is_int, check_int
 from .convert import attention_tensors, to_tucker
 from .tensor import energy_rank, factored_singular_values, factored_tucker, relative_error
 
@@ -35,10 +35,39 @@ __all__ = ["LayerRanks", "rank_profile", "compress", "compress_model", "attentio
 MODES = {"qk": ("head", "query", "key"), "vo": ("head", "output", "value")}
 
 
+def _check_layer(owner: str, layer) -> None:
+    if not isinstance(layer, AttentionModule):
+        raise TypeError(f"{owner}: layer must be a tucker_lab attention layer (tkl.build_attention(cfg), or "
+                        f"tkl.from_hf(module) for a Hugging Face one); got {type(layer).__name__}")
+
+
+def _check_method(owner: str, method, allowed: tuple[str, ...]) -> None:
+    if not isinstance(method, str) or method not in allowed:
+        raise ValueError(f"{owner}: method must be one of {allowed}; got {method!r}")
+
+
+def _check_ranks(owner: str, name: str, ranks, dims: tuple[int, ...], labels: tuple[str, ...]) -> tuple[int, ...]:
+    """ranks: a tuple of len(dims) integers, rank n in [1, min(dims[n], product of the others)]
+    (the most singular vectors mode n's unfolding has)."""
+    n = len(dims)
+    if not isinstance(ranks, (tuple, list)) or len(ranks) != n:
+        raise ValueError(f"{owner}: {name} must be a tuple of {n} integers ({', '.join(labels)}); got {ranks!r}")
+    for i, r in enumerate(ranks):
+        others = 1
+        for j, d in enumerate(dims):
+            others *= d if j != i else 1
+        hi = min(dims[i], others)
+        if not _is_int(r) or not 1 <= r <= hi:
+            raise ValueError(f"{owner}: {name}[{i}] ({labels[i]}) must be an integer in [1, {hi}]; got {r!r}")
+    return tuple(ranks)
+
+
 def attention_layers(model: nn.Module) -> dict[str, AttentionModule]:
     """The attention layers of a model, by module name: tucker_lab layers, and Hugging Face
     LlamaAttention / DeepseekV3Attention modules converted with ``from_hf``."""
     from .hf import SUPPORTED, from_hf
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected an attention layer or a model (an nn.Module); got {type(model).__name__}")
     if isinstance(model, AttentionModule):
         return {"": model}
     found = {}
@@ -80,6 +109,9 @@ def rank_profile(layer_or_model: nn.Module, energies=(0.9, 0.99, 0.999)) -> list
 
     ``rows()`` of each entry (or ``[r for p in profile for r in p.rows()]``) is a table;
     ``tucker_lab.plots.plot_spectra`` draws the spectra."""
+    if (not isinstance(energies, (tuple, list)) or not energies
+            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e <= 1 for e in energies)):
+        raise ValueError(f"rank_profile: energies must be a non-empty tuple of numbers in (0, 1]; got {energies!r}")
     out = []
     for name, layer in attention_layers(layer_or_model).items():
         with torch.no_grad():  # W_qk[i] = W_q[i] W_k[i]^T, W_vo[i] = W_o[i]^T W_v[i]^T, never formed
@@ -97,10 +129,13 @@ def compress(layer: AttentionModule, ranks_qk, ranks_vo, method: str = "hosvd") 
     exactly. With RoPE, ranks_qk[2] must equal the layer's key latent (see module doc).
     The decompositions run on the per-head factors (``tensor.factored_tucker``), never
     on the (H, C, C) tensors, so a 576-wide layer takes a fraction of a second."""
-    if not isinstance(layer, AttentionModule):
-        raise TypeError(f"compress: takes a tucker_lab attention layer; got {type(layer).__name__}")
+    _check_layer("compress", layer)
+    _check_method("compress", method, ("hosvd", "hooi"))
     src = layer.cfg
     H, C = src.H, src.C
+    dims = (H, C, C)
+    _check_ranks("compress", "ranks_qk", ranks_qk, dims, ("head", "query", "key"))
+    _check_ranks("compress", "ranks_vo", ranks_vo, dims, ("head", "output", "value"))
     p = next(layer.parameters())
     with torch.no_grad():
         P = layer.head_projections()
@@ -112,12 +147,13 @@ def compress(layer: AttentionModule, ranks_qk, ranks_vo, method: str = "hosvd") 
         else:
             exact = layer if isinstance(layer, TuckerAttention) else to_tucker(layer)
             rk = exact.cfg.r_k
-            if len(tuple(ranks_qk)) != 3 or ranks_qk[2] != rk:
+            if ranks_qk[2] != rk:
                 raise ValueError(f"compress: with RoPE the key mode keeps its latent of {rk} dims (a rotation "
                                  f"does not commute with a change of key basis); ranks_qk[2] must be {rk}, "
                                  f"got {tuple(ranks_qk)}")
             # per-head query maps into the key latent, M[i] (C, r_k) = M[i] I^T: truncate head and query modes
             M = torch.einsum("hs,sqk,cq->hck", exact.U_head_qk, exact.core_qk, exact.U_q)
+            _check_ranks("compress", "ranks_qk", ranks_qk, tuple(M.shape), ("head", "query", "key"))
             eye = torch.eye(rk, dtype=M.dtype, device=M.device).expand(H, rk, rk)
             core_qk, (Uh_qk, U_q, _) = factored_tucker(M, eye, tuple(ranks_qk), modes=(0, 1), method=method)
             U_k = exact.U_k
@@ -142,6 +178,8 @@ def compression_error(layer: AttentionModule, compressed: AttentionModule) -> di
 def compress_model(model: nn.Module, ranks_qk, ranks_vo, method: str = "hosvd") -> nn.Module:
     """Replace every tucker_lab attention layer of ``model`` by ``compress(layer, ...)``, in place
     (a bare layer is returned compressed)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"compress_model: model must be an nn.Module; got {type(model).__name__}")
     if isinstance(model, AttentionModule):
         return compress(model, ranks_qk, ranks_vo, method)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, AttentionModule)}
@@ -172,9 +210,9 @@ def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAtte
     Without RoPE the projection is exact whenever the stacked keys have rank <= D; with
     RoPE it mixes head dims that rotate differently, an approximation."""
     Wq, Wk, Wv, Wo = _gqa_weights(layer)
-    if method not in ("mean", "svd"):
-        raise ValueError(f"method must be 'mean' or 'svd'; got {method!r}")
+    _check_method("to_gqa", method, ("mean", "svd"))
     src = layer.cfg
+    check_int("to_gqa", "n_kv_heads", n_kv_heads, 1, src.H)
     cfg = GQAConfig(d_model=src.C, n_heads=src.H, n_kv_heads=n_kv_heads, d_head=src.d_head, causal=src.causal,
                     rope=src.rope, rope_base=src.rope_base, scale=src.scale)
     H, G, D, C = cfg.H, cfg.G, cfg.D, cfg.C
@@ -211,6 +249,7 @@ def to_mla(layer: GQAAttention, kv_rank: int) -> MLAttention:
     needs data-aware recovery (book/14_pretrained)."""
     Wq, Wk, Wv, Wo = _gqa_weights(layer)
     src = layer.cfg
+    check_int("to_mla", "kv_rank", kv_rank, 1, min(src.C, 2 * src.H * src.D))
     rope = dict(rope=True, coupled_rope=True, rope_base=src.rope_base) if src.rope else dict(rope=False)
     cfg = MLAConfig(d_model=src.C, n_heads=src.H, d_head=src.d_head, kv_rank=kv_rank, causal=src.causal,
                     scale=src.softmax_scale, **rope)

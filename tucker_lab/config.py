@@ -35,12 +35,44 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_number(v) -> bool:
+    """A finite real number (bools are not)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def check_int(owner: str, field: str, v, lo: int, hi: int | None = None) -> None:
     """ValueError "{owner}.{field} must be an integer >= lo (or in [lo, hi]); got v" unless
     v is such an integer (bools are not). Shared by every config and the cache."""
     if not _is_int(v) or v < lo or (hi is not None and v > hi):
         rng = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
         raise ValueError(f"{owner}.{field} must be {rng}; got {v!r}")
+
+
+def check_tensor(owner: str, name: str, t, *, ndim: int | tuple[int, ...] | None = None,
+                 dtype: "torch.dtype | str | tuple | None" = None, device=None) -> None:
+    """TypeError/ValueError "{owner}: {name} must be ..." unless t is a Tensor with ``ndim``
+    dims (an int or a tuple of allowed counts), of ``dtype`` (a dtype, a tuple of dtypes,
+    or "floating" / "integer") and on ``device``. Shared by every public entry point that
+    takes a tensor, so that a wrong input is named, never failing deep inside torch."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{owner}: {name} must be a torch.Tensor; got {type(t).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if t.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(f"{owner}: {name} must have {want} dims; got shape {tuple(t.shape)}")
+    if dtype is not None:
+        if dtype == "floating":
+            ok, want = t.is_floating_point(), "a floating-point dtype"
+        elif dtype == "integer":
+            ok, want = not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool, "an integer dtype"
+        else:
+            allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+            ok, want = t.dtype in allowed, " or ".join(str(d) for d in allowed)
+        if not ok:
+            raise ValueError(f"{owner}: {name} must be {want}; got {t.dtype}")
+    if device is not None and t.device != torch.device(device):
+        raise ValueError(f"{owner}: {name} is on {t.device} but must be on {device} (move it with .to({str(device)!r}))")
 
 
 def _generic_ranks(bounds: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -100,10 +132,10 @@ class AttentionConfig(ABC):
         for flag in ("causal", "rope"):
             if not isinstance(getattr(self, flag), bool):
                 self._fail(flag, "a bool", getattr(self, flag))
-        if not (isinstance(self.rope_base, (int, float)) and self.rope_base > 1):
-            self._fail("rope_base", "a number > 1", self.rope_base)
-        if self.scale is not None and not (isinstance(self.scale, (int, float)) and self.scale > 0):
-            self._fail("scale", "None or a positive number", self.scale)
+        if not (_is_number(self.rope_base) and self.rope_base > 1):
+            self._fail("rope_base", "a number > 1 (finite)", self.rope_base)
+        if self.scale is not None and not (_is_number(self.scale) and self.scale > 0):
+            self._fail("scale", "None or a positive number (finite)", self.scale)
         self._validate()
 
     def _validate(self) -> None:  # family-specific checks
@@ -256,7 +288,12 @@ class MLAConfig(AttentionConfig):
     latent_norm: bool = False
 
     variant: ClassVar[str] = "mla"
-    modes: ClassVar[tuple[str, ...]] = ("naive", "absorbed")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """("naive", "absorbed"); only "absorbed" with coupled_rope (RoPE between W_uq and
+        W_uk leaves no naive form)."""
+        return ("absorbed",) if self.coupled_rope else ("naive", "absorbed")
 
     @property
     def R_kv(self) -> int:
@@ -325,7 +362,7 @@ class MLAConfig(AttentionConfig):
         return shapes
 
     def flops_breakdown(self, context, mode=None):
-        mode = "absorbed" if self.coupled_rope else self._mode(mode)
+        mode = self._mode(mode)  # coupled_rope: "absorbed" only
         C, H, D, dr, Dv, Rkv = self.C, self.H, self.D, self.D_rope, self.D_v, self.R_kv
         q = C * H * (D + dr) if self.q_rank is None else C * self.q_rank + self.q_rank * H * (D + dr)
         out = {"q_projection": 2 * q, "kv_down": 2 * C * (Rkv + dr)}
@@ -499,9 +536,13 @@ class TuckerConfig(AttentionConfig):
             self._fail("shared_kv", "a bool", self.shared_kv)
         if self.shared_kv and self.r_k != self.r_v:
             self._fail("ranks_vo[2]", f"equal to ranks_qk[2]={self.r_k} when shared_kv=True", self.r_v)
-        if self.rope_layout not in ROPE_LAYOUTS:
+        if not isinstance(self.rope_layout, str) or self.rope_layout not in ROPE_LAYOUTS:
             self._fail("rope_layout", f"one of {ROPE_LAYOUTS}", self.rope_layout)
-        if not self.rope:
+        if not self.rope:  # as MLA: no RoPE settings without RoPE
+            if self.rope_layout != "latent":
+                self._fail("rope_layout", "'latent' (the default) when rope=False", self.rope_layout)
+            if self.rope_dim is not None:
+                self._fail("rope_dim", "None when rope=False", self.rope_dim)
             return
         if self.rope_layout == "latent":
             if self.rope_dim is not None:
@@ -555,7 +596,7 @@ def make_config(variant: str, **kwargs) -> AttentionConfig:
 
     "mqa" is ``GQAConfig`` with ``n_kv_heads=1``.
     """
-    if variant not in CONFIGS:
+    if not isinstance(variant, str) or variant not in CONFIGS:
         raise ValueError(f"variant must be one of {sorted(CONFIGS)}; got {variant!r}")
     if variant == "mqa":
         kwargs.setdefault("n_kv_heads", 1)
@@ -575,14 +616,20 @@ def standard_configs(d_model: int = 768, n_heads: int = 12, **common) -> dict[st
     experiments); Tucker [8, 128, 64] (the Tucker paper's GPT-2 setting),
     each rank capped by its dimension.
     """
+    check_int("standard_configs", "d_model", d_model, 4)
+    check_int("standard_configs", "n_heads", n_heads, 1, d_model // 2)
+    if d_model % n_heads or (d_model // n_heads) % 2:
+        raise ValueError(f"standard_configs: n_heads must divide d_model={d_model} into even head dims "
+                         f"(RoPE and MLA's rope_dim); got {n_heads}")
     C, H = d_model, n_heads
     D = C // H
+    dr = max(2, 2 * (D // 4)) if common.get("rope", True) else 0  # MLAConfig's default rope_dim
     t = (min(8, H), min(128, C), min(64, C))
     return {
         "MHA": MHAConfig(d_model=C, n_heads=H, **common),
         f"GQA-{max(1, H // 4)}": GQAConfig(d_model=C, n_heads=H, n_kv_heads=max(1, H // 4), **common),
         "MQA": GQAConfig(d_model=C, n_heads=H, n_kv_heads=1, **common),
-        "MLA": MLAConfig(d_model=C, n_heads=H, kv_rank=min(4 * D, C - D // 2), **common),
+        "MLA": MLAConfig(d_model=C, n_heads=H, kv_rank=min(4 * D, C - D // 2, C - dr), **common),
         "TPA": TPAConfig(d_model=C, n_heads=H, q_rank=min(6, C), k_rank=2, v_rank=2, **common),
         "Tucker": TuckerConfig(d_model=C, n_heads=H, ranks_qk=t, ranks_vo=t, **common),
     }

@@ -32,6 +32,9 @@ def attention_tensors(layer: AttentionModule) -> tuple[Tensor, Tensor]:
     Raises ValueError for layers that are not linear in x (contextual TPA,
     MLA with latent norms).
     """
+    if not isinstance(layer, AttentionModule):
+        raise TypeError(f"attention_tensors: layer must be a tucker_lab attention layer (tkl.build_attention(cfg)); "
+                        f"got {type(layer).__name__}")
     P = layer.head_projections()
     W_qk = torch.einsum("hce,hde->hcd", P["W_q"], P["W_k"])
     W_vo = torch.einsum("hcf,hfd->hdc", P["W_v"], P["W_o"])
@@ -141,7 +144,8 @@ def to_tucker(layer: AttentionModule) -> TuckerAttention:
             scale=src.softmax_scale, shared_kv=p["shared_kv"],
             ranks_qk=(H, p["U_q"].shape[1], p["U_k"].shape[1]),
             ranks_vo=(H, p["U_o"].shape[1], p["U_v"].shape[1]),
-            rope_layout=p["rope_layout"], rope_dim=p["rope_dim"] if src.rope else None)
+            rope_layout=p["rope_layout"] if src.rope else "latent",
+            rope_dim=p["rope_dim"] if src.rope else None)
         ref = p["T_qk"]
         t = TuckerAttention(cfg, impl=layer.impl).to(dtype=ref.dtype, device=ref.device)
         eye = torch.eye(H, dtype=ref.dtype, device=ref.device)

@@ -85,6 +85,14 @@ def python_docs_text() -> str:
     Python versions, so results record ``sys.version``."""
     from pydoc_data.topics import topics
     return "\n\n".join(topics[k].strip() for k in sorted(topics))
+def _check_batch(task, split, batch_size, generator) -> None:
+    """The arguments every task's ``batch`` takes."""
+    owner = f"{type(task).__name__}.batch"
+    if split not in ("train", "val"):
+        raise ValueError(f"{owner}: split must be 'train' or 'val'; got {split!r}")
+    check_int(owner, "batch_size", batch_size, 1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{owner}: generator must be None or a torch.Generator; got {type(generator).__name__}")
 
 
 @dataclass
@@ -96,14 +104,24 @@ class CharCorpus:
     Inputs are (B, block_size) token ids; targets the same shifted by one.
     """
 
-    text: str
+    text: str = field(repr=False)  # millions of characters: shown by length in the repr
     name: str = "text"
-    credit: str = ""
+    credit: str = field(default="", repr=False)
     block_size: int = 128
     val_fraction: float = 0.1
-    vocab: list[str] = field(init=False)
+    vocab: list[str] = field(init=False, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"CharCorpus(name={self.name!r}, {len(self.text):,} characters, vocab_size={self.vocab_size}, "
+                f"block_size={self.block_size}, val_fraction={self.val_fraction})")
 
     def __post_init__(self):
+        if not isinstance(self.text, str):
+            raise TypeError(f"CharCorpus.text must be a str; got {type(self.text).__name__}")
+        check_int("CharCorpus", "block_size", self.block_size, 1)
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not 0 < self.val_fraction < 1:
+            raise ValueError(f"CharCorpus.val_fraction must be a number in (0, 1); got {self.val_fraction!r}")
         if len(self.text) < 2 * (self.block_size + 1):
             raise ValueError(f"the text has {len(self.text)} characters; need at least "
                              f"{2 * (self.block_size + 1)} for block_size={self.block_size}")
@@ -131,6 +149,7 @@ class CharCorpus:
         return "".join(self.vocab[int(i)] for i in ids)
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        _check_batch(self, split, batch_size, generator)
         data = self.splits[split]
         start = torch.randint(0, len(data) - self.block_size - 1, (batch_size,), generator=generator)
         idx = start[:, None] + torch.arange(self.block_size + 1)
@@ -192,6 +211,7 @@ class AssociativeRecall:
     seed: int = 0
 
     def __post_init__(self):
+        check_int("AssociativeRecall", "seed", self.seed, 0)
         if self.layout not in ("fused", "adjacent"):
             raise ValueError(f"AssociativeRecall.layout must be 'fused' or 'adjacent'; got {self.layout!r}")
         for name in ("n_keys", "n_values", "n_queries"):
@@ -209,6 +229,7 @@ class AssociativeRecall:
         return self.n_pairs + self.n_queries if self.layout == "fused" else 2 * (self.n_pairs + self.n_queries) - 1
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        _check_batch(self, split, batch_size, generator)
         g = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         K, V, P, Q, B = self.n_keys, self.n_values, self.n_pairs, self.n_queries, batch_size
         keys = torch.rand(B, K, generator=g).argsort(-1)[:, :P]  # distinct keys
@@ -246,6 +267,10 @@ class Digits:
     val_fraction: float = 0.2
 
     def __post_init__(self):
+        check_int("Digits", "seed", self.seed, 0)
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not 0 < self.val_fraction < 1:
+            raise ValueError(f"Digits.val_fraction must be a number in (0, 1); got {self.val_fraction!r}")
         from sklearn.datasets import load_digits  # bundled in the wheel: no download
         d = load_digits()
         images = torch.tensor(d.images, dtype=torch.float32) / 16.0
@@ -262,6 +287,7 @@ class Digits:
     image_size = 8
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        _check_batch(self, split, batch_size, generator)
         images, labels = self.splits[split]
         idx = torch.randint(0, len(labels), (batch_size,), generator=generator)
         return images[idx], labels[idx]

@@ -98,6 +98,13 @@ def run_sweep(task: str, budget_name: str = "quick", variants: list[str] | None 
     """Train every setting of ``grid`` (or the named subset) once per seed and return the
     results document; a run's val_loss and val_accuracy are means over the seeds (each
     seed's values are kept under "per_seed")."""
+    if not isinstance(task, str) or task not in BUDGETS:
+        raise ValueError(f"run_sweep: task must be one of {sorted(BUDGETS)}; got {task!r}")
+    if not isinstance(budget_name, str) or budget_name not in BUDGETS[task]:
+        raise ValueError(f"run_sweep: budget_name must be one of {sorted(BUDGETS[task])}; got {budget_name!r}")
+    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not seeds
+                              or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds)):
+        raise ValueError(f"run_sweep: seeds must be None or a non-empty list of integers >= 0; got {seeds!r}")
     budget = BUDGETS[task][budget_name]
     seeds = seeds if seeds is not None else list(range(budget.get("seeds", 1)))
     settings = grid(budget["d_model"], budget["n_heads"], causal=task != "vit", rope=task != "vit")
@@ -143,6 +150,8 @@ def matched_ratios(doc: dict, target: str = "Tucker", tol: float = 0.02, metric:
     and the parameter ratio (None where no target run matches). Matched means, for
     "val_loss", at most (1 + tol) times the loss; for "val_accuracy", at least the
     accuracy minus tol."""
+    if metric not in METRICS:
+        raise ValueError(f"matched_ratios: metric must be one of {METRICS}; got {metric!r}")
     good = {"val_loss": lambda t, r: t <= r * (1 + tol), "val_accuracy": lambda t, r: t >= r - tol}[metric]
     tgt = sorted((r for r in doc["runs"] if r["family"] == target), key=lambda r: r["attention_params"])
     out: dict[str, list[dict]] = {}
@@ -159,6 +168,8 @@ def matched_ratios(doc: dict, target: str = "Tucker", tol: float = 0.02, metric:
 
 def plot_frontier(doc: dict, metric: str = "val_loss", ax=None):
     """Attention parameters (log x) against a validation metric, one line per family."""
+    if metric not in METRICS:
+        raise ValueError(f"plot_frontier: metric must be one of {METRICS}; got {metric!r}")
     import matplotlib.pyplot as plt
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
@@ -180,14 +191,21 @@ def plot_frontier(doc: dict, metric: str = "val_loss", ax=None):
     return ax
 
 
+METRICS = ("val_loss", "val_accuracy")
+
+
 def main(argv: list[str] | None = None):
+    from ._cli import nonnegative_int
     p = argparse.ArgumentParser(prog="python -m tucker_lab.experiments", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sweep", help="train variants x ranks; write results JSON")
-    s.add_argument("--task", choices=sorted(BUDGETS), required=True)
-    s.add_argument("--budget", choices=["quick", "full"], default="quick")
-    s.add_argument("--variants", nargs="+", default=None, help="names from the grid (default all)")
-    s.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the budget's")
+    s.add_argument("--task", choices=sorted(BUDGETS), required=True, help=f"one of {', '.join(sorted(BUDGETS))}")
+    s.add_argument("--budget", choices=["quick", "full"], default="quick",
+                   help="quick (a 2-core CPU, minutes) or full (one GPU) (default quick)")
+    s.add_argument("--variants", nargs="+", default=None,
+                   help="names from the grid, e.g. MHA GQA-2 MLA-12 Tucker-2,24,12 (default all)")
+    s.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None,
+                   help="integers >= 0 (default: the budget's)")
     s.add_argument("--out", default=None, help="default results/sweeps/<task>_<budget>.json")
     r = sub.add_parser("pretrained", help="compress SmolLM2-135M (offline): perplexity frontier and decode "
                        "table -> results JSON + PNG")
@@ -197,11 +215,18 @@ def main(argv: list[str] | None = None):
     r.add_argument("--fit-steps", type=int, default=25, help="Adam steps of the layer-wise recovery (0: none)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     q = sub.add_parser("plot", help="draw the frontier of a results JSON")
-    q.add_argument("results")
-    q.add_argument("--metric", default=None, help="val_loss or val_accuracy (default: accuracy for recall/vit)")
+    q.add_argument("results", help="a results JSON written by sweep")
+    q.add_argument("--metric", choices=METRICS, default=None,
+                   help="val_loss or val_accuracy (default: val_loss for lm, val_accuracy for recall and vit)")
     q.add_argument("--out", default=None, help="PNG path (default: next to the JSON)")
     a = p.parse_args(argv)
     if a.cmd == "sweep":
+        if a.variants:
+            known = grid(BUDGETS[a.task][a.budget]["d_model"], BUDGETS[a.task][a.budget]["n_heads"],
+                         causal=a.task != "vit", rope=a.task != "vit")
+            unknown = sorted(set(a.variants) - set(known))
+            if unknown:
+                s.error(f"argument --variants: unknown {unknown}; choose from {sorted(known)}")
         doc = run_sweep(a.task, a.budget, a.variants, a.seeds)
         out = Path(a.out or f"results/sweeps/{a.task}_{a.budget}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -217,10 +242,15 @@ def main(argv: list[str] | None = None):
             print(row)
         print(f"wrote {a.out} and {Path(a.out).with_suffix('.png')}")
         return Path(a.out)
+    try:
+        doc = json.loads(Path(a.results).read_text())
+    except (OSError, ValueError) as e:
+        q.error(f"argument results: cannot read a results JSON from {a.results!r} ({e})")
+    if not isinstance(doc, dict) or not {"task", "budget", "runs"} <= set(doc):
+        q.error(f"argument results: {a.results!r} is not a results JSON of `sweep` (needs task, budget, runs)")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    doc = json.loads(Path(a.results).read_text())
     metric = a.metric or ("val_loss" if doc["task"] == "lm" else "val_accuracy")
     ax = plot_frontier(doc, metric)
     out = Path(a.out or Path(a.results).with_suffix(f".{metric}.png"))

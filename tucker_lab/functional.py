@@ -107,7 +107,26 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
     Returns:
         (B, T, H, F).
     """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"attend: {name} must be a torch.Tensor; got {type(t).__name__}")
+        if t.ndim != 4:
+            raise ValueError(f"attend: expected q (B,T,H,E), k (B,S,G,E), v (B,S,G,F); {name} has shape {tuple(t.shape)}")
+        if t.device != q.device:
+            raise ValueError(f"attend: q is on {q.device} but {name} is on {t.device}; put them on one device")
+        if not t.is_floating_point():
+            raise ValueError(f"attend: {name} must be floating point; got {t.dtype}")
+        if t.dtype != q.dtype and not torch.is_autocast_enabled(q.device.type):
+            raise ValueError(f"attend: q is {q.dtype} but {name} is {t.dtype}; use one dtype (or torch.autocast)")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"attend: scale must be a positive number; got {scale!r}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"attend: causal must be a bool; got {causal!r}")
+    if not isinstance(impl, str) or impl not in IMPLS:
+        raise ValueError(f"attend: impl must be one of {IMPLS}; got {impl!r}")
     B, T, H, E = q.shape
+    if min(q.shape) == 0 or k.shape[1] == 0:
+        raise ValueError(f"attend: empty inputs, q {tuple(q.shape)}, k {tuple(k.shape)}: need T, S >= 1")
     if k.ndim != 4 or v.ndim != 4 or k.shape[:3] != v.shape[:3] or k.shape[0] != B or k.shape[-1] != E:
         raise ValueError(f"attend: expected q (B,T,H,E), k (B,S,G,E), v (B,S,G,F); "
                          f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")

@@ -102,7 +102,7 @@ def from_hf(module: nn.Module):
         return _llama(module)
     if kind == "DeepseekV3Attention":
         return _deepseek(module)
-    raise TypeError(f"from_hf: cannot import {kind}; supported: {', '.join(SUPPORTED)}")
+    raise TypeError(f"from_hf: module must be a Hugging Face {' or '.join(SUPPORTED)}; got {kind}")
 
 
 def lm_from_hf(model: nn.Module, tokenizer=None, *, max_seq_len: int | None = None):

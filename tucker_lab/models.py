@@ -19,9 +19,14 @@ from torch import Tensor, nn
 from .attention import build_attention
 from .attention.base import linear
 from .cache import FactorCache
-from .config import AttentionConfig, check_int
+from .config import AttentionConfig, check_int, check_tensor
 
 __all__ = ["LMConfig", "TinyLM", "generate", "ViTConfig", "TinyViT"]
+
+
+def _check_eps(owner: str, eps) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ValueError(f"{owner}.norm_eps must be a number in (0, 1); got {eps!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +54,9 @@ class LMConfig:
     def __post_init__(self):
         for name in ("vocab_size", "n_layers", "max_seq_len") + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
             check_int("LMConfig", name, getattr(self, name), 1)
+        _check_eps("LMConfig", self.norm_eps)
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"LMConfig.tie_embeddings must be a bool; got {self.tie_embeddings!r}")
         if not isinstance(self.attention, AttentionConfig):
             raise ValueError(f"LMConfig.attention must be an attention config (MHAConfig, GQAConfig, "
                              f"MLAConfig, TPAConfig, TuckerConfig); got {type(self.attention).__name__}")
@@ -125,16 +133,39 @@ class TinyLM(nn.Module):
         return lm_from_hf(model, tokenizer, max_seq_len=max_seq_len)
 
     def new_caches(self, batch_size: int, max_seq_len: int | None = None, *, dtype=None, device=None) -> list[FactorCache]:
-        """One cache per layer, ``max_seq_len`` defaulting to the config's."""
-        n = max_seq_len or self.cfg.max_seq_len
+        """One cache per layer (each owned by its layer), ``max_seq_len`` defaulting to the
+        config's and at most it. Caches are for inference: decode under torch.no_grad()."""
+        n = self.cfg.max_seq_len if max_seq_len is None else max_seq_len
+        check_int("TinyLM.new_caches", "max_seq_len", n, 1, self.cfg.max_seq_len)
         return [b.attn.new_cache(batch_size, n, dtype=dtype, device=device) for b in self.blocks]
 
     def forward(self, idx: Tensor, *, caches: list[FactorCache] | None = None, start_pos: int | None = None) -> Tensor:
-        """idx (B, T) -> logits (B, T, vocab)."""
+        """idx (B, T) -> logits (B, T, vocab). With ``caches`` (``new_caches``), positions
+        start at ``start_pos``, by default where the caches end."""
+        check_tensor("TinyLM", "idx", idx)
         if idx.ndim != 2 or idx.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"TinyLM: idx must be integer token ids of shape (B, T); got {idx.dtype} {tuple(idx.shape)}")
-        if caches is not None and len(caches) != len(self.blocks):
-            raise ValueError(f"TinyLM: need one cache per layer ({len(self.blocks)}); got {len(caches)}")
+        if idx.numel() == 0:
+            raise ValueError(f"TinyLM: idx must hold at least one token; got shape {tuple(idx.shape)}")
+        V = self.cfg.vocab_size
+        # checked where it costs no device sync (on a GPU nn.Embedding asserts on the device)
+        if idx.device.type == "cpu" and not torch.compiler.is_compiling() and bool(((idx < 0) | (idx >= V)).any()):
+            raise ValueError(f"TinyLM: idx must be token ids in [0, vocab_size={V}); got values in "
+                             f"[{idx.min().item()}, {idx.max().item()}]")
+        if caches is not None:
+            if not isinstance(caches, (list, tuple)) or not all(isinstance(c, FactorCache) for c in caches):
+                raise TypeError("TinyLM: caches must be None or the list of FactorCaches from model.new_caches(...); "
+                                f"got {type(caches).__name__}")
+            if len(caches) != len(self.blocks):
+                raise ValueError(f"TinyLM: need one cache per layer ({len(self.blocks)}); got {len(caches)}")
+            # every check before the first write, so a refused call leaves all caches as they were
+            for block, cache in zip(self.blocks, caches):
+                cache.own(block.attn, claim=False)
+            if len({c.seq_len for c in caches}) > 1:
+                raise ValueError(f"TinyLM: the caches hold different numbers of tokens "
+                                 f"{[c.seq_len for c in caches]}; reset them all (cache.reset()) or make new ones")
+        if start_pos is not None and (not isinstance(start_pos, int) or isinstance(start_pos, bool) or start_pos < 0):
+            raise ValueError(f"TinyLM: start_pos must be None or an integer >= 0; got {start_pos!r}")
         end = (start_pos if start_pos is not None else (caches[0].seq_len if caches else 0)) + idx.shape[1]
         if end > self.cfg.max_seq_len:
             raise ValueError(f"TinyLM: positions up to {end - 1} but max_seq_len={self.cfg.max_seq_len}")
@@ -167,12 +198,25 @@ def generate(model: TinyLM, prompt_ids: Tensor, max_new_tokens: int, *, temperat
     whole sequence (the reference the cached path must match).
     Returns the prompt followed by the new tokens, shaped like ``prompt_ids``.
     """
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0; got {max_new_tokens!r}")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 is greedy); got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if not isinstance(model, TinyLM):
+        raise TypeError(f"generate: model must be a TinyLM (for another model, loop over its logits); "
+                        f"got {type(model).__name__}")
+    check_tensor("generate", "prompt_ids", prompt_ids, ndim=(1, 2), dtype=(torch.int32, torch.int64))
+    if prompt_ids.shape[-1] == 0 or prompt_ids.numel() == 0:
+        raise ValueError(f"generate: prompt_ids must hold at least one token; got shape {tuple(prompt_ids.shape)}")
+    check_int("generate", "max_new_tokens", max_new_tokens, 0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (a number; 0 is greedy); got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1; got {top_k!r}")
+    if not isinstance(use_cache, bool):
+        raise TypeError(f"generate: use_cache must be a bool; got {use_cache!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generate: generator must be None or a torch.Generator; got {type(generator).__name__}")
+    V = model.cfg.vocab_size
+    if prompt_ids.device.type != "meta" and (prompt_ids.min() < 0 or prompt_ids.max() >= V):
+        raise ValueError(f"generate: prompt_ids must be token ids in [0, vocab_size={V}); got values in "
+                         f"[{prompt_ids.min().item()}, {prompt_ids.max().item()}]")
     squeeze = prompt_ids.ndim == 1
     idx = prompt_ids[None] if squeeze else prompt_ids
     total = idx.shape[1] + max_new_tokens
@@ -215,6 +259,7 @@ class ViTConfig:
         for name in ("n_layers", "image_size", "patch_size", "channels", "n_classes") + (
                 ("mlp_hidden",) if self.mlp_hidden is not None else ()):
             check_int("ViTConfig", name, getattr(self, name), 1)
+        _check_eps("ViTConfig", self.norm_eps)
         if self.image_size % self.patch_size:
             raise ValueError(f"ViTConfig.patch_size must divide image_size={self.image_size}; got {self.patch_size}")
         if not isinstance(self.attention, AttentionConfig):
@@ -257,6 +302,7 @@ class TinyViT(nn.Module):
     def patchify(self, images: Tensor) -> Tensor:
         """(B, [ch,] H, W) -> (B, n_patches, ch * p * p), row-major over patches."""
         cfg = self.cfg
+        check_tensor("TinyViT", "images", images, ndim=(3, 4))
         x = images[:, None] if images.ndim == 3 else images
         if x.shape[1:] != (cfg.channels, cfg.image_size, cfg.image_size):
             raise ValueError(f"TinyViT: images must be (B, {cfg.channels}, {cfg.image_size}, {cfg.image_size})"
@@ -266,7 +312,7 @@ class TinyViT(nn.Module):
         return x.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
 
     def forward(self, images: Tensor) -> Tensor:
-        x = self.patch_embed(self.patchify(images.to(self.patch_embed.weight.dtype)))  # (B, N, C)
+        x = self.patch_embed(self.patchify(images).to(self.patch_embed.weight.dtype))  # (B, N, C)
         cls = self.cls_token.expand(x.shape[0], 1, -1)
         x = torch.cat((cls, x), 1) + self.pos_emb
         for block in self.blocks:

@@ -79,7 +79,7 @@ def family_ladder(model: TinyLM, family: str, profile=None) -> list[Setting]:
     L = len(layers)
     rope = dict(rope=cfg.rope, rope_base=cfg.rope_base)
     if family.startswith("tucker"):
-        profile = profile or rank_profile(model, energies=())
+        profile = profile or rank_profile(model, energies=(0.9,))
         rk = G * D if cfg.rope else None
         out = {}
         for e in [i / 400 for i in range(1, 401)]:  # energies 0.0025 .. 1.0
@@ -191,7 +191,7 @@ def frontier(model: TinyLM, tokenizer, *, families=FAMILIES, fractions=FRACTIONS
     runs = [dict(family="original", label="GQA (as trained)", params=total, fraction=1.0, ppl=base,
                  ppl_recovered=base, seconds={"eval": time.perf_counter() - t0})]
     io = layer_io(model, calibration_tokens(tokenizer, *calib))
-    profile = rank_profile(model, energies=())
+    profile = rank_profile(model, energies=(0.9,))
     unreachable = []
     ladders = {f: family_ladder(model, f, profile) for f in families}
     doc = dict(attention_params=total, families=list(families), fractions=list(fractions), n_eval_tokens=n_eval,

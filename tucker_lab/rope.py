@@ -63,13 +63,27 @@ def apply_rope(x: Tensor, pos: Tensor | int, *, base: float = 10000.0, layout: s
         pos: (T,) absolute positions, or an int start position.
         base: frequency base.
         layout: "full", "block" or "tail" (module docstring).
-        rope_dim: block size ("block") or rotated slice size ("tail").
+        rope_dim: block size ("block") or rotated slice size ("tail"); unused by "full".
     Returns:
         Tensor like x.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"apply_rope: x must be a torch.Tensor; got {type(x).__name__}")
+    if x.ndim < 3 or not x.is_floating_point():
+        raise ValueError(f"apply_rope: x must be a floating tensor (B, T, ..., n); got {x.dtype} {tuple(x.shape)}")
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
+        raise ValueError(f"apply_rope: base must be a positive number; got {base!r}")
+    n = x.shape[-1]
+    if layout == "full" and n % 2:
+        raise ValueError(f"RoPE needs an even number of dims; got {n}")
+    _check_layout(n, layout, rope_dim)
+    if isinstance(pos, bool) or not isinstance(pos, (int, Tensor)):
+        raise TypeError(f"apply_rope: pos must be an int start position or a (T,) tensor; got {type(pos).__name__}")
     if isinstance(pos, int):
         pos = positions(pos, x.shape[1], device=x.device)
-    n = x.shape[-1]
+    elif pos.shape != (x.shape[1],) or pos.is_complex() or pos.device != x.device:
+        raise ValueError(f"apply_rope: pos must be real positions of shape (T,) = ({x.shape[1]},) on {x.device}; "
+                         f"got {pos.dtype} {tuple(pos.shape)} on {pos.device}")
     dt = _angle_dtype(x.dtype)
     if layout == "full":
         return rotate(x, rope_angles(pos, n, base, dt))
@@ -86,15 +100,7 @@ def rope_frequencies(n: int, *, base: float = 10000.0, layout: str = "full",
                      rope_dim: int | None = None) -> Tensor:
     """Angular frequency (radians per position) of each of n dims under a layout:
     theta_j for both dims of pair j of each rotated block, 0 for unrotated dims. (n,)"""
-    if layout == "full" and n % 2:
-        raise ValueError(f"RoPE needs an even number of dims; got n={n}")
-    if layout in ("block", "tail"):
-        if not isinstance(rope_dim, int) or rope_dim < 2 or rope_dim % 2:
-            raise ValueError(f"rope_dim must be an even integer >= 2 for the {layout} layout; got {rope_dim!r}")
-        if layout == "block" and n % rope_dim:
-            raise ValueError(f"rope_dim={rope_dim} must divide n={n} for the block layout")
-        if layout == "tail" and rope_dim > n:
-            raise ValueError(f"rope_dim={rope_dim} must be at most n={n} for the tail layout")
+    _check_layout(n, layout, rope_dim)
 
     def block(m):
         theta = base ** (-torch.arange(0, m, 2, dtype=torch.float64) / m)
@@ -103,6 +109,19 @@ def rope_frequencies(n: int, *, base: float = 10000.0, layout: str = "full",
         return block(n)
     if layout == "block":
         return block(rope_dim).repeat(n // rope_dim)
-    if layout == "tail":
-        return torch.cat((torch.zeros(n - rope_dim, dtype=torch.float64), block(rope_dim)))
-    raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")
+    return torch.cat((torch.zeros(n - rope_dim, dtype=torch.float64), block(rope_dim)))
+
+
+def _check_layout(n: int, layout: str, rope_dim: int | None) -> None:
+    """ValueError unless a RoPE ``layout`` can act on n dims with ``rope_dim``."""
+    if not isinstance(layout, str) or layout not in ("full", "block", "tail"):
+        raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")
+    if layout == "full" and n % 2:
+        raise ValueError(f"RoPE needs an even number of dims; got n={n}")
+    if layout in ("block", "tail"):
+        if not isinstance(rope_dim, int) or isinstance(rope_dim, bool) or rope_dim < 2 or rope_dim % 2:
+            raise ValueError(f"rope_dim must be an even integer >= 2 for the {layout} layout; got {rope_dim!r}")
+        if layout == "block" and n % rope_dim:
+            raise ValueError(f"rope_dim={rope_dim} must divide n={n} for the block layout")
+        if layout == "tail" and rope_dim > n:
+            raise ValueError(f"rope_dim={rope_dim} must be at most n={n} for the tail layout")

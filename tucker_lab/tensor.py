@@ -11,11 +11,14 @@ See: book/04_tensors, book/05_attention_tensor.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import tensorly as tl
 import torch
 from torch import Tensor
+
+from .config import check_int, check_tensor
 
 __all__ = ["unfold", "fold", "mode_product", "tucker_to_tensor", "multilinear_singular_values",
            "factored_singular_values", "factored_tucker", "multilinear_rank", "energy_rank", "check_ranks", "hosvd", "hooi", "relative_error"]
@@ -28,32 +31,65 @@ def _torch_backend():
         yield
 
 
+def _check_mode(owner: str, t, mode, name: str = "t") -> None:
+    """TypeError/ValueError unless t is a tensor with at least one dim and mode one of its modes."""
+    check_tensor(owner, name, t)
+    if t.ndim == 0:
+        raise ValueError(f"{owner}: {name} must have at least one mode; got a 0-dim tensor")
+    check_int(owner, "mode", mode, 0, t.ndim - 1)
+
+
 def unfold(t: Tensor, mode: int) -> Tensor:
     """Mode-``mode`` unfolding: (I_mode, prod of the other dims)."""
+    _check_mode("unfold", t, mode)
     with _torch_backend():
         return tl.unfold(t, mode)
 
 
 def fold(m: Tensor, mode: int, shape: tuple[int, ...]) -> Tensor:
     """Inverse of ``unfold``."""
+    check_tensor("fold", "m", m, ndim=2)
+    if not isinstance(shape, (tuple, list, torch.Size)) or not shape or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise ValueError(f"fold: shape must be a tuple of integers >= 1; got {shape!r}")
+    check_int("fold", "mode", mode, 0, len(shape) - 1)
+    if m.shape[0] != shape[mode] or m.numel() != math.prod(shape):
+        raise ValueError(f"fold: m {tuple(m.shape)} is not a mode-{mode} unfolding of shape {tuple(shape)}")
     with _torch_backend():
         return tl.fold(m, mode, tuple(shape))
 
 
 def mode_product(t: Tensor, m: Tensor, mode: int) -> Tensor:
     """t x_mode m, with m of shape (J, I_mode)."""
+    _check_mode("mode_product", t, mode)
+    check_tensor("mode_product", "m", m, ndim=2, device=t.device)
+    if m.shape[1] != t.shape[mode]:
+        raise ValueError(f"mode_product: m must be (J, I_mode) with I_mode = t.shape[{mode}] = {t.shape[mode]}; "
+                         f"got {tuple(m.shape)}")
     with _torch_backend():
         return tl.tenalg.mode_dot(t, m, mode)
 
 
 def tucker_to_tensor(core: Tensor, factors: list[Tensor]) -> Tensor:
     """core x_0 U_0 x_1 U_1 ... with U_n of shape (I_n, r_n)."""
+    check_tensor("tucker_to_tensor", "core", core)
+    if not isinstance(factors, (list, tuple)) or len(factors) != core.ndim:
+        raise ValueError(f"tucker_to_tensor: factors must be a list of {core.ndim} matrices (one per mode of core); "
+                         f"got {type(factors).__name__}")
+    for n, U in enumerate(factors):
+        check_tensor("tucker_to_tensor", f"factors[{n}]", U, ndim=2, device=core.device)
+        if U.shape[1] != core.shape[n]:
+            raise ValueError(f"tucker_to_tensor: factors[{n}] must be (I_{n}, r_{n}) with r_{n} = core.shape[{n}] = "
+                             f"{core.shape[n]}; got {tuple(U.shape)}")
     with _torch_backend():
         return tl.tucker_to_tensor((core, list(factors)))
 
 
 def multilinear_singular_values(t: Tensor) -> list[Tensor]:
     """Singular values of each mode unfolding, descending."""
+    check_tensor("multilinear_singular_values", "t", t, dtype="floating")
+    if t.ndim == 0:
+        raise ValueError("multilinear_singular_values: t must have at least one mode; got a 0-dim tensor")
     return [torch.linalg.svdvals(unfold(t, n)) for n in range(t.ndim)]
 
 
@@ -147,6 +183,11 @@ def multilinear_rank(t: Tensor, rtol: float | None = None) -> tuple[int, ...]:
     """Multilinear (Tucker) rank: per mode, the number of singular values above
     ``rtol`` times the largest (default: 1e3 x machine epsilon of t's dtype,
     times the largest dimension)."""
+    check_tensor("multilinear_rank", "t", t, dtype="floating")
+    if t.ndim == 0:
+        raise ValueError("multilinear_rank: t must have at least one mode; got a 0-dim tensor")
+    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1):
+        raise ValueError(f"multilinear_rank: rtol must be None or a number in [0, 1); got {rtol!r}")
     if rtol is None:
         rtol = 1e3 * torch.finfo(t.dtype).eps * max(t.shape)
     return tuple(int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
@@ -155,8 +196,11 @@ def multilinear_rank(t: Tensor, rtol: float | None = None) -> tuple[int, ...]:
 
 def energy_rank(s: Tensor, energy: float) -> int:
     """Smallest r whose leading singular values hold ``energy`` of sum(s^2) (0 < energy <= 1)."""
-    if not 0 < energy <= 1:
-        raise ValueError(f"energy must be in (0, 1]; got {energy}")
+    check_tensor("energy_rank", "s", s, ndim=1)
+    if isinstance(energy, bool) or not isinstance(energy, (int, float)) or not 0 < energy <= 1:
+        raise ValueError(f"energy must be in (0, 1]; got {energy!r}")
+    if s.numel() == 0:
+        raise ValueError("energy_rank: s must hold at least one singular value")
     e = (s.double() ** 2).cumsum(0)
     if e[-1] == 0:
         return 0
@@ -165,6 +209,8 @@ def energy_rank(s: Tensor, energy: float) -> int:
 
 def check_ranks(shape: tuple[int, ...], ranks, names=None) -> tuple[int, ...]:
     """ValueError unless ranks[n] is an integer in [1, shape[n]] for every mode."""
+    if not isinstance(ranks, (tuple, list)):
+        raise ValueError(f"ranks must be a tuple with one integer per mode ({len(shape)}); got {ranks!r}")
     ranks = tuple(ranks)
     if len(ranks) != len(shape):
         raise ValueError(f"ranks must have one entry per mode ({len(shape)}); got {ranks}")
@@ -192,6 +238,11 @@ def hooi(t: Tensor, ranks, modes=None, n_iter_max: int = 100, tol: float = 1e-10
 
 def _tucker(t, ranks, modes, n_iter_max, tol=1e-10):
     from tensorly.decomposition import partial_tucker, tucker
+    check_tensor("hosvd" if n_iter_max == 0 else "hooi", "t", t, dtype="floating")
+    if modes is not None and (not isinstance(modes, (tuple, list)) or len(set(modes)) != len(modes) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and 0 <= m < t.ndim for m in modes)):
+        raise ValueError(f"modes must be None or distinct modes of t (integers in [0, {t.ndim - 1}]); got {modes!r}")
+    check_int("hooi", "n_iter_max", n_iter_max, 0)
     if modes is None:
         check_ranks(tuple(t.shape), ranks)
         with _torch_backend():
@@ -206,4 +257,8 @@ def _tucker(t, ranks, modes, n_iter_max, tol=1e-10):
 
 def relative_error(t: Tensor, approx: Tensor) -> float:
     """||t - approx||_F / ||t||_F."""
+    check_tensor("relative_error", "t", t)
+    check_tensor("relative_error", "approx", approx, device=t.device)
+    if approx.shape != t.shape:
+        raise ValueError(f"relative_error: approx {tuple(approx.shape)} must have t's shape {tuple(t.shape)}")
     return ((t - approx).norm() / t.norm()).item()

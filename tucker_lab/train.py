@@ -85,19 +85,49 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        def need(name, ok, allowed):
+        def need(name, ok, allowed, exc=ValueError):
             if not ok:
-                raise ValueError(f"TrainConfig.{name} must be {allowed}; got {getattr(self, name)!r}")
+                raise exc(f"TrainConfig.{name} must be {allowed}; got {getattr(self, name)!r}")
+
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         for name in ("steps", "batch_size", "eval_every", "eval_batches"):
             check_int("TrainConfig", name, getattr(self, name), 1)
-        need("warmup_steps", isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps <= self.steps,
-             f"an integer in [0, steps={self.steps}]")
-        need("lr", self.lr > 0, "a positive number")
-        need("min_lr", self.min_lr is None or 0 <= self.min_lr <= self.lr, f"None or in [0, lr={self.lr}]")
-        need("weight_decay", self.weight_decay >= 0, "a number >= 0")
-        need("grad_clip", self.grad_clip is None or self.grad_clip > 0, "None or a positive number")
-        need("precision", self.precision in ("auto", "fp32", "bf16"), "'auto', 'fp32' or 'bf16'")
-        need("ckpt_every", self.ckpt_every is None or self.ckpt_every >= 1, "None or an integer >= 1")
+        need("warmup_steps", isinstance(self.warmup_steps, int) and not isinstance(self.warmup_steps, bool)
+             and 0 <= self.warmup_steps <= self.steps, f"an integer in [0, steps={self.steps}]")
+        check_int("TrainConfig", "seed", self.seed, 0)
+        for name in ("eval_batch_size", "ckpt_every"):
+            if getattr(self, name) is not None:
+                check_int("TrainConfig", name, getattr(self, name), 1)
+        need("lr", number(self.lr) and self.lr > 0, "a positive number")
+        need("min_lr", self.min_lr is None or (number(self.min_lr) and 0 <= self.min_lr <= self.lr),
+             f"None or a number in [0, lr={self.lr}]")
+        need("weight_decay", number(self.weight_decay) and self.weight_decay >= 0, "a number >= 0")
+        need("betas", isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
+             and all(number(b) and 0 <= b < 1 for b in self.betas), "a pair (beta1, beta2) of numbers in [0, 1)")
+        need("grad_clip", self.grad_clip is None or (number(self.grad_clip) and self.grad_clip > 0),
+             "None or a positive number")
+        need("precision", isinstance(self.precision, str) and self.precision in ("auto", "fp32", "bf16"),
+             "'auto', 'fp32' or 'bf16'")
+        for flag in ("compile", "resume", "progress"):
+            need(flag, isinstance(getattr(self, flag), bool), "a bool", TypeError)
+        need("ckpt_dir", self.ckpt_dir is None or isinstance(self.ckpt_dir, (str, os.PathLike)),
+             "None or a directory path", TypeError)
+        need("device", isinstance(self.device, str), "'auto' or a device name such as 'cpu' or 'cuda'", TypeError)
+        if self.device != "auto":
+            try:
+                dev = torch.device(self.device)
+            except RuntimeError:
+                dev = None
+            need("device", dev is not None and dev.type in ("cpu", "cuda", "mps"),
+                 "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
+            if dev.type == "cuda":
+                n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                need("device", n > (dev.index or 0), f"a CUDA device that exists here ({n} visible; "
+                     "use device='auto' to fall back to the CPU)")
+            if dev.type == "mps":
+                need("device", torch.backends.mps.is_available(), "a device that exists here (MPS is not "
+                     "available; use device='auto')")
 
     @property
     def final_lr(self) -> float:
@@ -215,6 +245,16 @@ def train(model: nn.Module, task, cfg: TrainConfig, *,
 
     ``callback(step, history)`` runs after every step (for live plots or tests).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"train: model must be an nn.Module (e.g. tkl.TinyLM); got {type(model).__name__}")
+    missing = [m for m in ("batch", "loss", "metrics") if not callable(getattr(task, m, None))]
+    if missing:
+        raise TypeError(f"train: task must have batch(split, batch_size, generator), loss(outputs, targets) and "
+                        f"metrics(outputs, targets) (see tucker_lab.data); {type(task).__name__} lacks {missing}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train: cfg must be a TrainConfig; got {type(cfg).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"train: callback must be None or callable(step, history); got {type(callback).__name__}")
     rank, world = _distributed()
     if cfg.batch_size % world:
         raise ValueError(f"TrainConfig.batch_size={cfg.batch_size} must be divisible by the {world} DDP ranks")

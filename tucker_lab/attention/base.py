@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..cache import FactorCache
-from ..config import AttentionConfig
+from ..config import AttentionConfig, check_int, check_tensor
 from ..functional import IMPLS
 
 __all__ = ["AttentionModule", "linear", "fan_in_normal_"]
@@ -40,7 +40,14 @@ class AttentionModule(nn.Module):
 
     Call it as ``layer(x)`` for a whole sequence, or with a cache from
     ``layer.new_cache(B, S_max)`` as ``layer(x, cache=cache, start_pos=t)`` for
-    prefill, one-token decoding and multi-token chunks.
+    prefill, one-token decoding and multi-token chunks (causal layers only).
+    ``start_pos=None`` (the default) continues where the cache ends (0 without a cache).
+    Caches are for inference: decode under ``torch.no_grad()``; with gradients enabled
+    the result and its gradients are still exact (see FactorCache), at the cost of
+    keeping the graph of every step.
+
+    Under ``torch.autocast`` x may be in the autocast dtype while the weights stay in
+    theirs (as for nn.Linear); outside autocast x must match the weights.
     """
 
     config_class: ClassVar[type[AttentionConfig]]
@@ -50,11 +57,14 @@ class AttentionModule(nn.Module):
         if not isinstance(cfg, self.config_class):
             raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}; "
                             f"got {type(cfg).__name__}")
-        if impl not in IMPLS:
+        if not isinstance(impl, str) or impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
         self.cfg = cfg
         self.impl = impl
         # "auto": the training algebra, except when continuing a cache (see algebra())
+        if mode is not None and not isinstance(mode, str):
+            raise TypeError(f"{type(self).__name__}: mode must be None, 'auto' or one of {cfg.modes}; "
+                            f"got {type(mode).__name__}")
         self.mode = "auto" if mode in (None, "auto") else cfg._mode(mode)
 
     def algebra(self, cache: FactorCache | None, start_pos: int = 0) -> str:
@@ -69,33 +79,71 @@ class AttentionModule(nn.Module):
     def new_cache(self, batch_size: int, max_seq_len: int, *, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> FactorCache:
         """A preallocated cache of this layer's factors (``cfg.cache_shapes()``), by default
-        in the dtype and on the device of the layer's parameters."""
+        in the dtype and on the device of the layer's parameters. The cache belongs to
+        this layer (any other layer refuses it): make one per layer. Caches serve causal
+        decoding, for inference: decode under torch.no_grad(). With gradients enabled the
+        cached outputs and their gradients are still exact (the factors read back carry
+        their autograd history, see FactorCache), at the cost of keeping every step's graph."""
+        name = f"{type(self).__name__}.new_cache"
+        if not self.cfg.causal:
+            raise ValueError(f"{name}: this layer is bidirectional (causal=False); a cache serves causal "
+                             "decoding only (a chunk could not see later tokens): call it without a cache")
+        check_int(name, "batch_size", batch_size, 1)
+        check_int(name, "max_seq_len", max_seq_len, 1)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"{name}: dtype must be None or a floating torch.dtype; got {dtype!r}")
+        if device is not None and not isinstance(device, (str, torch.device)):
+            raise TypeError(f"{name}: device must be None, a str or a torch.device; got {type(device).__name__}")
         p = next(self.parameters())
-        return FactorCache(self.cfg.cache_shapes(), batch_size, max_seq_len,
-                           dtype=dtype or p.dtype, device=device or p.device)
+        cache = FactorCache(self.cfg.cache_shapes(), batch_size, max_seq_len,
+                            dtype=dtype or p.dtype, device=device or p.device)
+        cache.own(self)
+        return cache
 
     def begin(self, x: Tensor, cache: FactorCache | None, start_pos: int | None) -> int:
         """Validate a call: x (B, T, C), the cache, the start position; return the start
         position (default: where the cache ends, or 0)."""
+        name = type(self).__name__
         _, T = self.check_input(x)
+        if cache is not None:
+            if not isinstance(cache, FactorCache):
+                raise TypeError(f"{name}: cache must be None or a FactorCache from layer.new_cache(...); "
+                                f"got {type(cache).__name__}")
+            if not self.cfg.causal:
+                raise ValueError(f"{name}: this layer is bidirectional (causal=False); a cache serves "
+                                 "causal decoding only: call it without a cache")
         if start_pos is None:
             start_pos = cache.seq_len if cache is not None else 0
         if not isinstance(start_pos, int) or isinstance(start_pos, bool) or start_pos < 0:
-            raise ValueError(f"{type(self).__name__}: start_pos must be an integer >= 0; got {start_pos!r}")
+            raise ValueError(f"{name}: start_pos must be an integer >= 0; got {start_pos!r}")
         if cache is not None:
-            cache.check(self.cfg.cache_shapes(), x, start_pos, T)
+            cache.own(self, claim=False)  # before the other checks: their advice assumes the right cache
+            p = next(self.parameters())
+            cache.check(self.cfg.cache_shapes(), x, start_pos, T, dtypes=(x.dtype, p.dtype))
+            cache.own(self)
         return start_pos
+
+    def compute_dtypes(self, device: torch.device) -> tuple[torch.dtype, ...]:
+        """The input dtypes this layer accepts on ``device``: its weights' dtype, and under
+        torch.autocast for that device type also the autocast dtype (as nn.Linear does)."""
+        p = next(self.parameters())
+        if torch.is_autocast_enabled(device.type):
+            return (p.dtype, torch.get_autocast_dtype(device.type))
+        return (p.dtype,)
 
     def check_input(self, x: Tensor) -> tuple[int, int]:
         """Validate x (B, T, C) against the config and the parameters; return (B, T)."""
         name, C = type(self).__name__, self.cfg.d_model
-        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != C:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{name}: x must have shape (B, T, C) with C = d_model = {C}; got {shape}")
+        check_tensor(name, "x", x)
+        if x.ndim != 3 or x.shape[-1] != C:
+            raise ValueError(f"{name}: x must have shape (B, T, C) with C = d_model = {C}; got {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"{name}: x must hold at least one sequence of one token; got shape {tuple(x.shape)}")
         p = next(self.parameters())
-        if x.dtype != p.dtype or x.device != p.device:
+        if x.device != p.device or x.dtype not in self.compute_dtypes(x.device):
             raise ValueError(f"{name}: x is {x.dtype} on {x.device} but the weights are {p.dtype} "
-                             f"on {p.device}; move one to match (e.g. layer.to(x))")
+                             f"on {p.device}; move one to match (e.g. layer.to(x)), or run under "
+                             "torch.autocast for mixed precision")
         return x.shape[0], x.shape[1]
 
     def head_projections(self) -> dict[str, Tensor]:

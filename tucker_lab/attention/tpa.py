@@ -106,7 +106,11 @@ class TPAttention(AttentionModule):
     def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the factors
         a_k, b_k (rotated), a_v, b_v ((R, H) and (R, D) per token; b_k, b_v only with
-        constant head factors). "factored" never forms per-head keys or values."""
+        constant head factors). "factored" never forms per-head keys or values.
+        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
+        this layer's own (``new_cache``), for causal layers, for inference (under
+        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
+        of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape

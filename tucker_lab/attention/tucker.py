@@ -72,7 +72,13 @@ class TuckerAttention(AttentionModule):
         """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head.
 
         Outside autograd (inference, decoding) the fold is kept and reused until a
-        parameter changes, so a decode step does not pay H r_head r_q r_k again."""
+        parameter changes, so a decode step does not pay H r_head r_q r_k again.
+        Under torch.compile the fold is recomputed (a few small einsums the compiler
+        fuses into the graph): the reuse key reads storage addresses, which a traced
+        graph must not depend on."""
+        if torch.compiler.is_compiling():
+            return (torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk),
+                    torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo))
         parts = (self.U_head_qk, self.core_qk, self.U_head_vo, self.core_vo)
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in parts)
         if torch.is_grad_enabled() or self._folded is None or self._folded[0] != key:
@@ -97,7 +103,11 @@ class TuckerAttention(AttentionModule):
     def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the rotated
         key latent and the value latent (r_k + r_v per token), or with ``shared_kv`` the
-        one unrotated latent (r_k), whose keys are rotated as they are read."""
+        one unrotated latent (r_k), whose keys are rotated as they are read.
+        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
+        this layer's own (``new_cache``), for causal layers, for inference (under
+        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
+        of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         T = x.shape[1]
