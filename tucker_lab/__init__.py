@@ -32,7 +32,8 @@ from . import reference, tensor
 
 # Submodules with command-line entry points or heavier imports load on first use,
 # so that `python -m tucker_lab.accounting` does not find itself already imported.
-_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "plots", "widgets")
+_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "notebook", "plots",
+         "static", "widgets")
 
 
 def __getattr__(name):
@@ -51,5 +52,5 @@ __all__ = [
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
-    "rank_profile", "to_gqa", "to_mla", "from_hf",
+    "rank_profile", "to_gqa", "to_mla", "from_hf", "notebook", "static",
 ]

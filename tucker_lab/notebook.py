@@ -82,32 +82,33 @@ _ATTEND_USERS = ("mha", "mla", "tpa", "tucker")  # tucker_lab.attention modules 
 
 
 @contextlib.contextmanager
-def spy_attend(*modules) -> Iterator[list[dict]]:
-    """Record every call to ``attend`` made through ``modules`` (default: all attention
-    modules): a dict per call with the shapes ``q``, ``k``, ``v``, the positional ``args``
-    and the keyword arguments. The real ``attend`` is restored on exit, even after an error::
+def spy_attend(*modules, name: str = "attend") -> Iterator[list[dict]]:
+    """Record every call to ``attend`` (or to the function ``name`` taking ``q, k, v``) made
+    through ``modules`` (default: all attention modules): a dict per call with the shapes
+    ``q``, ``k``, ``v``, the positional ``args`` and the keyword arguments. The real function
+    is restored on exit, even after an error::
 
         with spy_attend() as calls:
             layer(x)
         calls[0]["k"]  # (B, S, G, E)
     """
     mods = modules or tuple(importlib.import_module(f"tucker_lab.attention.{m}") for m in _ATTEND_USERS)
-    originals = [m.attend for m in mods]
+    originals = [getattr(m, name) for m in mods]
     calls: list[dict] = []
 
     def recorder(real):
-        def attend(q, k, v, *args, **kw):
+        def spy(q, k, v, *args, **kw):
             calls.append({"q": tuple(q.shape), "k": tuple(k.shape), "v": tuple(v.shape), "args": args, **kw})
             return real(q, k, v, *args, **kw)
-        return attend
+        return spy
 
     for m, real in zip(mods, originals):
-        m.attend = recorder(real)
+        setattr(m, name, recorder(real))
     try:
         yield calls
     finally:
         for m, real in zip(mods, originals):
-            m.attend = real
+            setattr(m, name, real)
 
 
 def show_source(*objs: Any):

@@ -37,12 +37,13 @@ from .accounting import accounting_rows
 from .config import AttentionConfig, GQAConfig, MLAConfig, TPAConfig, TuckerConfig, standard_configs
 
 __all__ = ["StaticPanel", "Control", "grid_rows", "accounting_panel", "cache_panel", "gqa_panel",
-           "mla_panel", "tucker_panel", "tpa_panel", "frontier_panel", "bench_panel", "PANEL_CLASS"]
+           "mla_panel", "tucker_panel", "tpa_panel", "frontier_panel", "curves_panel", "bench_panel",
+           "PANEL_CLASS"]
 
 PANEL_CLASS = "tucker-static-panel"  # book/_ext/tucker_book.py loads Vega on pages with one
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 _NO_SCRIPT = ("This panel is drawn by the book's HTML pages (Vega-Lite, served with the book). "
-              "In Jupyter or Colab, use the ipywidgets panel instead.")
+              "In Jupyter or Colab, the widgets and figures of the chapter show the same numbers.")
 
 
 class Control:
@@ -353,3 +354,38 @@ def bench_panel(doc: dict) -> StaticPanel:
         title=alt.Title(f"{doc['device']}, {doc['dtype']}: measured (solid), bytes / copy bandwidth (dashed)",
                         anchor="start")).configure_axis(labelFontSize=11, titleFontSize=11).to_dict()
     return StaticPanel(spec, rows, controls, "decode benchmark")
+
+
+def curves_panel(docs: dict[str, dict]) -> StaticPanel:
+    """Committed sweeps (task -> results JSON) -> the validation curves of every run of the
+    chosen task, metric and family (each family drawn with MHA for reference) (ch. 12)."""
+    import altair as alt
+    rows, families = [], ["all"]
+    for task, doc in docs.items():
+        for r in doc["runs"]:
+            if r["family"] not in families:
+                families.append(r["family"])
+            for metric in ("val_loss", "val_accuracy"):
+                vals = r["curves"].get(metric) or []
+                for step, v in zip(r["curves"]["step"], vals):
+                    if v is not None and math.isfinite(float(v)):
+                        rows.append({"task": task, "metric": metric.replace("_", " "), "family": r["family"],
+                                     "run": f"{r['name']} ({int(r['attention_params']):,})", "step": step,
+                                     "value": float(f"{float(v):.5g}")})
+    controls = [Control("task", list(docs), next(iter(docs))),
+                Control("metric", ["val loss", "val accuracy"], "val loss"),
+                Control("family", families, "Tucker" if "Tucker" in families else "all")]
+    params = [alt.param(name=c.name, value=c.default, bind=c.binding()) for c in controls]
+    base = alt.Chart(alt.Data(values=rows), width=520, height=300).transform_filter(
+        "datum.task == task && datum.metric == metric && "
+        "(family == 'all' || datum.family == family || datum.family == 'MHA')")
+    lines = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+        x=alt.X("step:Q", title="training step"),
+        y=alt.Y("value:Q", scale=alt.Scale(zero=False), title="validation metric (see control)"),
+        color=alt.Color("run:N", title="run (attention parameters)", legend=alt.Legend(labelLimit=220)),
+        strokeDash=alt.condition("datum.family == 'MHA'", alt.value([4, 3]), alt.value([1, 0])),
+        tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")])
+    spec = lines.add_params(*params).properties(
+        title=alt.Title("Committed sweeps: validation curves (MHA dashed)", anchor="start")
+    ).configure_axis(labelFontSize=11, titleFontSize=11).to_dict()
+    return StaticPanel(spec, rows, controls, "validation curves of the committed sweeps")
