@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["max_err", "layer_of", "ShapeLog", "spy_attend", "show_source", "panel", "KERNEL_NOTE",
+__all__ = ["max_err", "layer_of", "ShapeLog", "spy_attend", "show_source", "panel", "Panel", "KERNEL_NOTE",
            "load_results", "REPO_URL"]
 
 REPO_URL = "https://github.com/tucker-lab/tucker-lab"
@@ -59,11 +59,8 @@ def layer_of(cfg, *, device: str | torch.device = "cpu", dtype: torch.dtype = to
 
 
 class ShapeLog(TorchDispatchMode):
-    """Records the shape of every tensor produced while active::
-
-        with ShapeLog() as log:
-            layer(x)
-        log.shapes  # [(B, T, C), ...] in the order the ops ran
+    """Records the shape of every tensor produced while active: after
+    ``with ShapeLog() as log: layer(x)``, ``log.shapes`` lists them in the order the ops ran.
     """
 
     def __init__(self):
@@ -86,11 +83,8 @@ def spy_attend(*modules, name: str = "attend") -> Iterator[list[dict]]:
     """Record every call to ``attend`` (or to the function ``name`` taking ``q, k, v``) made
     through ``modules`` (default: all attention modules): a dict per call with the shapes
     ``q``, ``k``, ``v``, the positional ``args`` and the keyword arguments. The real function
-    is restored on exit, even after an error::
-
-        with spy_attend() as calls:
-            layer(x)
-        calls[0]["k"]  # (B, S, G, E)
+    is restored on exit, even after an error. After ``with spy_attend() as calls: layer(x)``,
+    ``calls[0]["k"]`` is the key shape ``(B, S, G, E)`` of the first call.
     """
     mods = modules or tuple(importlib.import_module(f"tucker_lab.attention.{m}") for m in _ATTEND_USERS)
     originals = [getattr(m, name) for m in mods]
@@ -120,7 +114,7 @@ def show_source(*objs: Any):
         display(Code(inspect.getsource(obj), language="python"))
 
 
-class _Panel:
+class Panel:
     """Shows ``live`` (an ipywidgets panel) where a kernel runs it; the static HTML, which
     cannot run it, gets ``static`` (a StaticPanel) or the note that a kernel is needed."""
 
@@ -144,12 +138,12 @@ class _Panel:
         return bundle
 
 
-def panel(live=None, static=None, *, note: str = KERNEL_NOTE) -> _Panel:
+def panel(live=None, static=None, *, note: str = KERNEL_NOTE) -> Panel:
     """Display an interactive panel everywhere it can work. Jupyter and Colab show ``live``
     (an ipywidgets panel from :mod:`tucker_lab.widgets`). The book's HTML shows ``static``
     (a :class:`tucker_lab.static.StaticPanel`, moved in the browser without a kernel) or, when
     the answers need computation, ``note``, saying that the panel needs a kernel."""
-    return _Panel(live, static, note)
+    return Panel(live, static, note)
 
 
 def load_results(relpath: str) -> dict:
