@@ -7,6 +7,7 @@ Loaded by Jupyter Book through ``_config.yml`` (``sphinx.local_extensions``). It
 - adds Vega, Vega-Lite and vega-embed from ``book/_static/vega``, deferred, on the pages that
   hold a static knob panel (``tucker_lab.static``); the panels draw themselves once the
   scripts have run;
+- adds ``tucker.css`` (printed output wraps inside the column; the panels' controls);
 - drops what would load from elsewhere or do nothing: sphinx-thebe's configuration and
   loader (the book uses Colab launch buttons, not Binder) and the embedded ipywidgets state
   (without a kernel the widgets cannot move; ``tucker_lab.notebook.live`` shows a note instead).
@@ -51,6 +52,7 @@ def _page_context(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.add_css_file("tucker.css")
     app.connect("config-inited", _config_inited)
     app.connect("html-page-context", _page_context, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
