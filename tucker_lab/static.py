@@ -13,11 +13,18 @@ book; :func:`tucker_lab.notebook.panel` shows whichever the viewer can move)::
     from tucker_lab import notebook, static, widgets
     notebook.panel(widgets.gqa_panel(), static.gqa_panel())
 
-A new panel over any config family::
+A new panel over any config family (one ``Control`` per knob: its name, the grid of its
+values, the default; the rows are computed here, the page only filters them)::
 
-    static.accounting_panel(lambda r: tkl.TuckerConfig(d_model=768, n_heads=12,
-                                                       ranks_qk=(8, 128, r), ranks_vo=(8, 128, r)),
-                            {"r": [16, 32, 64]}, label="Tucker", baselines=...)
+    static.accounting_panel(
+        lambda r_k: tkl.TuckerConfig(d_model=768, n_heads=12, ranks_qk=(8, 128, r_k),
+                                     ranks_vo=(8, 128, r_k)),
+        [static.Control("r_k", [16, 32, 64, 128], 64)], label="Tucker (chosen)",
+        baselines=tkl.standard_configs(768, 12), title="Tucker [8, 128, r_k]")
+
+Panels over committed results (``frontier_panel``, ``curves_panel``, ``bench_panel``) follow
+the same pattern with their own marks; ``tests/test_static.py`` checks every panel's rows
+against the package and ``tests/test_browser.py`` moves every control in the built page.
 
 ``panel.rows`` holds the precomputed rows (tested against :mod:`tucker_lab.accounting`),
 ``panel.spec`` the Vega-Lite specification and ``panel.to_html()`` what the page embeds.
