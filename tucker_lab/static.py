@@ -135,11 +135,11 @@ def grid_rows(build: Callable[..., AttentionConfig], controls: Sequence[Control]
     return rows
 
 
-_MEASURES = {  # field -> (axis title, number format)
-    "params": ("attention parameters per layer", ",d"),
-    "cache_elems_per_token": ("KV cache numbers per token and layer", ",d"),
-    "cache_GiB": ("KV cache of the model (GiB)", ",.3f"),
-    "flops_per_token": ("FLOPs per decoded token", ".3s"),
+_MEASURES = {  # field -> (axis title, number format of the labels, of the axis)
+    "params": ("attention parameters per layer", ",d", "~s"),
+    "cache_elems_per_token": ("KV cache numbers per token and layer", ",d", "~s"),
+    "cache_GiB": ("KV cache of the model (GiB)", ",.3f", ",.3~f"),
+    "flops_per_token": ("FLOPs per decoded token", ".3s", "~s"),
 }
 
 
@@ -163,10 +163,10 @@ def _slim(rows: list[dict], fields: Sequence[str]) -> list[dict]:
 
 def _bars(data, field: str, width: int, highlight: str):
     import altair as alt
-    title, fmt = _MEASURES[field]
+    title, fmt, axis_fmt = _MEASURES[field]
     base = alt.Chart(data, width=width).encode(
         y=alt.Y("variant:N", sort=None, title=None),
-        x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=fmt if fmt != ",d" else "~s")))
+        x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=axis_fmt)))
     bars = base.mark_bar().encode(
         color=alt.condition(highlight, alt.value("#d95f02"), alt.value("#7570b3")),
         tooltip=[alt.Tooltip("variant:N"), alt.Tooltip(f"{field}:Q", format=fmt)])
@@ -354,7 +354,8 @@ def bench_panel(doc: dict) -> StaticPanel:
     x = alt.X("context:Q", scale=alt.Scale(type="log", base=2), title="context (tokens in the cache)")
     measured = base.mark_line(point=True).encode(
         x=x, y=alt.Y("ms:Q", scale=alt.Scale(type="log"), title="time per decode step (ms)"),
-        color=alt.Color("variant:N", title="variant (kernel)"),
+        color=alt.Color("variant:N", title="variant (kernel)",
+                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=200)),
         tooltip=["variant:N", "context:Q", alt.Tooltip("ms:Q", format=".4f"), alt.Tooltip("floor:Q", format=".4f")])
     floor = base.mark_line(strokeDash=[4, 3], strokeWidth=1).encode(x=x, y="floor:Q", color="variant:N")
     spec = (measured + floor).add_params(*params).properties(
@@ -383,13 +384,14 @@ def curves_panel(docs: dict[str, dict]) -> StaticPanel:
                 Control("metric", ["val loss", "val accuracy"], "val loss"),
                 Control("family", families, "Tucker" if "Tucker" in families else "all")]
     params = [alt.param(name=c.name, value=c.default, bind=c.binding()) for c in controls]
-    base = alt.Chart(alt.Data(values=rows), width=520, height=300).transform_filter(
+    base = alt.Chart(alt.Data(values=rows), width=560, height=300).transform_filter(
         "datum.task == task && datum.metric == metric && "
         "(family == 'all' || datum.family == family || datum.family == 'MHA')")
     lines = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         x=alt.X("step:Q", title="training step"),
         y=alt.Y("value:Q", scale=alt.Scale(zero=False), title="validation metric (see control)"),
-        color=alt.Color("run:N", title="run (attention parameters)", legend=alt.Legend(labelLimit=220)),
+        color=alt.Color("run:N", title="run (attention parameters)",
+                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=200)),
         strokeDash=alt.condition("datum.family == 'MHA'", alt.value([4, 3]), alt.value([1, 0])),
         tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")])
     spec = lines.add_params(*params).properties(
