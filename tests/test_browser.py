@@ -2,9 +2,10 @@
 
 Serves ``_build/html`` on 127.0.0.1 and opens every page (all ``*.html`` of the build, so new
 chapters are covered without listing them). A page fails on any request outside the site,
-any console error or uncaught exception, any formula left as raw TeX, an ipywidgets view
-left in the page (without a kernel it cannot move), a static panel (``tucker_lab.static``)
-that does not draw, or a control of one that does not change the drawing when moved.
+any console error or uncaught exception, any formula left as raw TeX, a code cell wider than
+the column (in a 1280-pixel window), an ipywidgets view left in the page (without a kernel
+it cannot move), a static panel (``tucker_lab.static``) that does not draw, or a control of
+one that does not change the drawing when moved.
 Full-page screenshots of three chapters and ``report.json`` land in
 ``_build/html/_screenshots/``.
 
@@ -102,7 +103,9 @@ _PAGE_STATE = """() => {
       id: p.id, rendered: p.getAttribute('data-rendered') === '1' && !!p.querySelector('svg'),
       controls: p.querySelectorAll('.vega-bindings input, .vega-bindings select').length,
       expected: +p.getAttribute('data-controls')}));
-  return {math: math.length, raw, errors, leftover, widgets, panels,
+  const wide_code = [...document.querySelectorAll('div.cell_input pre')]
+      .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60));
+  return {math: math.length, raw, errors, leftover, widgets, panels, wide_code,
           kernel_notes: document.querySelectorAll('.tucker-needs-kernel').length};
 }"""
 
@@ -184,7 +187,7 @@ def test_every_page(server, browser):
         rel = path.relative_to(SITE).as_posix()
         shot = out / f"{path.stem}.png" if path in shots else None
         r = report[rel] = check_page(context, server, server + rel, shot)
-        for key in ("outside", "console", "failed", "raw", "errors", "leftover"):
+        for key in ("outside", "console", "failed", "raw", "errors", "leftover", "wide_code"):
             problems += [f"{rel}: {key}: {x}" for x in r[key]]
         if r["widgets"]:
             problems.append(f"{rel}: {r['widgets']} embedded ipywidgets views or states (they cannot move here)")
