@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import tucker_lab as tkl
 from tucker_lab.cache import FactorCache
+from tucker_lab.notebook import ShapeLog
 from cases import CASES
 
 F64 = torch.float64
@@ -49,21 +49,6 @@ def test_start_pos_defaults_to_the_cache_fill(name):
     cache = layer.new_cache(1, 6)
     y = torch.cat([layer(x[:, :4], cache=cache), layer(x[:, 4:5], cache=cache), layer(x[:, 5:], cache=cache)], 1)
     torch.testing.assert_close(y, layer(x), rtol=0, atol=1e-10)
-
-
-class ShapeLog(TorchDispatchMode):
-    """Records the shape of every tensor produced while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.shapes = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for o in (out if isinstance(out, (tuple, list)) else [out]):
-            if isinstance(o, torch.Tensor):
-                self.shapes.append(tuple(o.shape))
-        return out
 
 
 # (case, the per-head dims a materialized K or V would carry): sizes chosen distinct

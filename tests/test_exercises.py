@@ -30,6 +30,8 @@ def test_solution_passes_and_wrong_answer_fails(key, capsys):
     assert not exercises.check(key, None)
     out = capsys.readouterr().out
     assert f"Exercise {key}: correct." in out and f"Exercise {key}: not yet." in out
+    assert f"Exercise {key}: no answer yet" in out
+    assert max(map(len, out.splitlines())) <= 88
 
 
 def test_every_book_chapter_has_exercises():

@@ -33,8 +33,8 @@ from . import reference, tensor
 
 # Submodules with command-line entry points or heavier imports load on first use,
 # so that `python -m tucker_lab.accounting` does not find itself already imported.
-_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "plots", "widgets",
-         "pretrained")
+_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "notebook", "plots",
+         "pretrained", "real_model", "static", "widgets")
 
 
 
@@ -54,5 +54,6 @@ __all__ = [
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
-    "rank_profile", "to_gqa", "to_mla", "from_hf", "load_pretrained", "perplexity", "pretrained",
+    "rank_profile", "to_gqa", "to_mla", "from_hf", "load_pretrained", "perplexity", "pretrained", "notebook",
+    "static",
 ]

@@ -4,7 +4,7 @@ Each attention family caches exactly what its math needs (``cfg.cache_shapes()``
 GQA k, v (G, D); MLA c_kv (R_kv) and the rotated k_rope (D_rope); TPA a_k, b_k,
 a_v, b_v; Tucker the key and value latents (r_k, r_v), or one latent when shared.
 All factors of a layer share one sequence-major buffer (B, S_max, N), N the
-numbers per token; each factor is a view (B, S_max, *shape) of its slice, so a
+numbers per token; each factor is a view ``(B, S_max, *shape)`` of its slice, so a
 factor sequence that is read as one key (MLA's [c_kv, k_rope]) is already one
 tensor, ``packed()``, and needs no copy per decoding step.
 

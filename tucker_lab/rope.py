@@ -9,7 +9,8 @@ number, z_j = x_j + i x_{j+n/2} is multiplied by exp(i p theta_j), so
 Angles are computed in float32 (float64 for float64 inputs), never in half
 precision: at position 10^5 a bfloat16 angle is off by hundreds of radians.
 
-Layouts (where in the last dim the rotation acts):
+Layouts (where in the last dim the rotation acts)::
+
     "full"  all n dims form one RoPE (MHA heads; Tucker's "latent" RoPE),
     "block" each block of ``rope_dim`` dims is its own RoPE (per-head RoPE seen
             from a concatenated latent: MHA/GQA as Tucker points),

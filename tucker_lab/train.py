@@ -50,16 +50,15 @@ class TrainConfig:
         warmup_steps: linear warmup from 0 to lr, then cosine decay to min_lr.
         weight_decay, betas: AdamW's; no decay on 1-D parameters (norm gains, biases).
         grad_clip: max global gradient norm (None: off).
-        eval_every, eval_batches, eval_batch_size: evaluation schedule and size
-            (eval_batch_size None: batch_size); the validation batches are the same
-            at every evaluation.
-        seed: the batch order (build the model under torch.manual_seed for
-            reproducible initial weights).
+        eval_every, eval_batches, eval_batch_size: evaluation schedule and size (eval_batch_size
+        None: batch_size); the validation batches are the same at every evaluation.
+        seed: the batch order (build the model under torch.manual_seed for reproducible
+        initial weights).
         device: "auto" (CUDA if available), "cpu", "cuda", ...
         precision: "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16".
         compile: wrap the model in torch.compile.
-        ckpt_dir: where last.pt goes (None: no checkpoints); ckpt_every: steps
-            between checkpoints (None: eval_every).
+        ckpt_dir: where last.pt goes (None: no checkpoints); ckpt_every: steps between
+        checkpoints (None: eval_every).
         resume: continue from ckpt_dir/last.pt when it exists.
         progress: show a tqdm progress bar.
     """

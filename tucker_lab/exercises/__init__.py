@@ -9,6 +9,7 @@ verdict with the hint, without giving the answer away.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -41,11 +42,10 @@ def exercise(key: str, prompt: str, hint: str = "", rtol: float = 1e-6):
 
 def seeded_layer(cfg, seed: int, dtype: torch.dtype = torch.float64):
     """``build_attention(cfg)`` drawn after ``torch.manual_seed(seed)``, in ``dtype``, leaving
-    the reader's random state alone: the fixed layer an exercise's prompt describes."""
-    from ..attention import build_attention
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return build_attention(cfg).to(dtype)
+    the reader's random state alone: the fixed layer an exercise's prompt describes
+    (:func:`tucker_lab.notebook.layer_of` with a seed)."""
+    from ..notebook import layer_of
+    return layer_of(cfg, seed=seed, dtype=dtype)
 
 
 def _get(key: str) -> Exercise:
@@ -73,10 +73,17 @@ def _close(a: Any, b: Any, rtol: float) -> bool:
 
 
 def check(key: str, answer: Any) -> bool:
-    """Compare ``answer`` with exercise ``key``'s solution; print a verdict and return it."""
+    """Compare ``answer`` with exercise ``key``'s solution; print a short verdict, wrapped
+    to 88 columns (with the hint when the answer is wrong), and return it. ``None`` means
+    no answer yet."""
     ex = _get(key)
+    if answer is None:
+        print(f"Exercise {key}: no answer yet (replace None with yours).")
+        return False
     ok = _close(answer, ex.solve(), ex.rtol)
-    print(f"Exercise {key}: correct." if ok else f"Exercise {key}: not yet. {ex.hint}".rstrip())
+    verdict = (f"Exercise {key}: correct." if ok else
+               f"Exercise {key}: not yet." + (f" Hint: {ex.hint}" if ex.hint else ""))
+    print(textwrap.fill(verdict, width=88, subsequent_indent="  "))
     return ok
 
 
