@@ -34,7 +34,7 @@ from . import reference, tensor
 # Submodules with command-line entry points or heavier imports load on first use,
 # so that `python -m tucker_lab.accounting` does not find itself already imported.
 _LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "notebook", "plots",
-         "pretrained", "real_model", "static", "widgets")
+         "real_model", "static", "widgets")
 
 
 
