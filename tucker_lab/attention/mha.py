@@ -13,7 +13,7 @@ from torch import Tensor
 from ..cache import FactorCache
 from ..config import MHAConfig
 from ..functional import attend
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, linear
 
 __all__ = ["GQAAttention"]
@@ -45,10 +45,9 @@ class GQAAttention(AttentionModule):
         q = self.w_q(x).view(B, T, H, D)
         k = self.w_k(x).view(B, T, G, D)
         v = self.w_v(x).view(B, T, G, D)
-        if cfg.rope:
-            pos = positions(start_pos, T, x.device)
-            q = apply_rope(q, pos, base=cfg.rope_base)
-            k = apply_rope(k, pos, base=cfg.rope_base)  # cached rotated
+        if cfg.rope:  # an int start position: cos/sin come from the cached table
+            q = apply_rope(q, start_pos, base=cfg.rope_base)
+            k = apply_rope(k, start_pos, base=cfg.rope_base)  # cached rotated
         if cache is not None:
             kv = cache.update(start_pos, k=k, v=v)
             k, v = kv["k"], kv["v"]  # (B, S, G, D)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..cache import FactorCache
 from ..config import TPAConfig
 from ..functional import attend, causal_mask, softmax
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, linear
 
 __all__ = ["TPAttention", "factored_attention"]
@@ -84,7 +84,7 @@ class TPAttention(AttentionModule):
         self.ranks = ranks
         self.w_o = linear(H * D, C)
 
-    def factors(self, x: Tensor, name: str, pos: Tensor | None) -> tuple[Tensor, Tensor]:
+    def factors(self, x: Tensor, name: str, pos: int | Tensor | None) -> tuple[Tensor, Tensor]:
         """Head factor a (B, T, R, H) or (R, H), and feature factor b (B, T, R, D),
         RoPE-rotated when ``pos`` is given."""
         cfg = self.cfg
@@ -111,7 +111,7 @@ class TPAttention(AttentionModule):
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
         H, D = cfg.H, cfg.D
-        pos = positions(start_pos, T, x.device) if cfg.rope else None
+        pos = start_pos if cfg.rope else None  # an int: RoPE slices its cached cos/sin table
         a_k, b_k = self.factors(x, "k", pos)
         a_v, b_v = self.factors(x, "v", None)  # values carry no position
         if cache is not None:
