@@ -24,6 +24,7 @@ from .convert import attention_tensors, to_tpa, to_tucker
 from .compression import compress, compress_model, rank_profile, to_gqa, to_mla
 from .hf import from_hf
 from .cache import FactorCache
+from .static import StaticDecoder
 from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
 from .train import History, TrainConfig, train
@@ -51,5 +52,5 @@ __all__ = [
     "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
-    "rank_profile", "to_gqa", "to_mla", "from_hf",
+    "rank_profile", "to_gqa", "to_mla", "from_hf", "StaticDecoder",
 ]

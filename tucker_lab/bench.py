@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -33,7 +34,8 @@ from .attention.tpa import factored_attention
 from .config import standard_configs
 from .functional import attend
 
-__all__ = ["provenance", "copy_bandwidth", "bench_decode", "bench_prefill", "main"]
+__all__ = ["provenance", "copy_bandwidth", "matmul_flops", "bench_decode", "bench_prefill",
+           "hf_counterpart", "bench_decode_vs_hf", "main"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -81,6 +83,16 @@ def copy_bandwidth(device: str, nbytes: int = 2**28, min_run_time: float = 0.5) 
     x = torch.empty(nbytes // 4, dtype=torch.float32, device=device).normal_()
     y = torch.empty_like(x)
     return 2 * nbytes / _median_s(lambda: y.copy_(x), min_run_time)
+
+
+def matmul_flops(device: str, dtype: torch.dtype = torch.float32, n: int | None = None,
+                 min_run_time: float = 0.5) -> float:
+    """Measured dense matmul throughput in FLOP/s (n x n times n x n): the compute
+    ceiling of the FLOP floors."""
+    n = n or (8192 if device == "cuda" else 1024)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    return 2 * n**3 / _median_s(lambda: a @ b, min_run_time)
 
 
 def _fill(cache, S: int) -> None:
@@ -171,13 +183,158 @@ def bench_prefill(configs: dict, *, lengths, batches, dtype, device, impls, min_
     return rows
 
 
+def hf_counterpart(name: str, cfg, dtype: torch.dtype, device: str, seed: int = 0):
+    """transformers' module for the same layer, and ours with its weights.
+
+    Returns (hf_module, hf_rotary, layer): GQA/MHA/MQA with RoPE -> ``LlamaAttention``,
+    MLA with decoupled RoPE and no query compression -> ``DeepseekV3Attention``
+    (q_lora_rank=None, latent RMSNorm), both on SDPA; ``layer = from_hf(hf_module)``.
+    For variants transformers does not have (TPA, Tucker) hf_module is None and the
+    layer is ``build_attention(cfg)``."""
+    from .config import MHAConfig, MLAConfig
+    torch.manual_seed(seed)
+    if isinstance(cfg, MHAConfig) and cfg.rope:
+        from transformers import LlamaConfig
+        from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+        hc = LlamaConfig(hidden_size=cfg.C, num_attention_heads=cfg.H, num_key_value_heads=cfg.G,
+                         head_dim=cfg.D, num_hidden_layers=1, attn_implementation="sdpa")
+        m, rot = LlamaAttention(hc, 0), LlamaRotaryEmbedding(hc)
+    elif isinstance(cfg, MLAConfig) and cfg.D_rope and not cfg.coupled_rope:
+        from transformers import DeepseekV3Config
+        from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
+        hc = DeepseekV3Config(hidden_size=cfg.C, num_attention_heads=cfg.H, num_key_value_heads=cfg.H,
+                              q_lora_rank=cfg.q_rank, kv_lora_rank=cfg.R_kv, qk_nope_head_dim=cfg.D,
+                              qk_rope_head_dim=cfg.D_rope, v_head_dim=cfg.D_v, rope_interleave=False,
+                              num_hidden_layers=1, attn_implementation="sdpa")
+        m, rot = ds.DeepseekV3Attention(hc, 0), ds.DeepseekV3RotaryEmbedding(hc)
+    else:
+        return None, None, build_attention(cfg).to(device=device, dtype=dtype).eval()
+    for mod in m.modules():  # HF inits weights in from_pretrained; here: N(0, 1/fan_in)
+        if isinstance(mod, torch.nn.Linear):
+            torch.nn.init.normal_(mod.weight, 0.0, mod.in_features ** -0.5)
+    m = m.to(device=device, dtype=dtype).eval()
+    from .hf import from_hf
+    return m, rot.to(device), from_hf(m).eval()
+
+
+def _paired(fns: dict, rounds: int, block_s: float) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in alternating blocks (order
+    reversed every round) so that load on a shared machine hits all alike."""
+    reps = {}
+    for n, fn in fns.items():
+        fn(), fn()  # warm up
+        t0 = time.perf_counter()
+        fn()
+        reps[n] = max(1, int(block_s / max(time.perf_counter() - t0, 1e-6)))
+    times = {n: [] for n in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(reps[n]):
+                fns[n]()
+            times[n].append((time.perf_counter() - t0) / reps[n])
+    return times
+
+
+def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32, device="cpu",
+                       rounds: int = 7, block_s: float = 0.05, peak_bw: float | None = None,
+                       peak_flops: float | None = None, progress=print) -> list[dict]:
+    """One decode step of our layer against transformers' static-cache decode of the
+    same layer (same weights, ``hf_counterpart``), side by side in this process.
+
+    Both caches hold S tokens (HF's StaticCache is allocated at S + 1, so it attends
+    its whole buffer without a mask: its fastest case); the step appends token S.
+    HF's step includes its rotary-embedding call, as ours includes RoPE. Reports the
+    medians of paired runs, ours/HF per pair, and the floors: the layer step against
+    max((cache + weight bytes) / copy bandwidth, FLOPs / matmul throughput), the core
+    (attention over the cache, what a decode kernel does) against the cache alone."""
+    import inspect
+    from statistics import median
+    from transformers import StaticCache
+
+    peak_bw = peak_bw or copy_bandwidth(device)
+    peak_flops = peak_flops or matmul_flops(device, dtype)
+    rows = []
+    for name, cfg in configs.items():
+        m, rot, layer = hf_counterpart(name, cfg, dtype, device)
+        mode = cfg.modes[-1]  # the decoding algebra ("absorbed", "factored" or "default")
+        weights = sum(p.numel() * p.element_size() for p in layer.parameters())
+        for B in batches:
+            for S in contexts:
+                load0 = os.getloadavg()
+                x = torch.randn(B, 1, cfg.d_model, dtype=dtype, device=device)
+                cache = layer.new_cache(B, S + 1)
+                _fill(cache, S)
+                core = _core(layer, cache, x)
+
+                def ours(layer=layer, cache=cache, x=x, S=S):
+                    cache.seq_len = S  # the step appends one token; undo it each time
+                    return layer(x, cache=cache, start_pos=S)
+                fns = {"ours": ours, "core": core}
+                err = None
+                if m is not None:
+                    hc = StaticCache(config=m.config, max_cache_len=S + 1)
+                    kw = "cache" if "cache" in inspect.signature(m.forward).parameters else "past_key_values"
+                    pid = torch.full((B, 1), S, device=device)
+
+                    def hf(m=m, rot=rot, hc=hc, x=x, pid=pid, S=S, kw=kw):
+                        for lay in hc.layers:
+                            lay.cumulative_length.fill_(S) if torch.is_tensor(lay.cumulative_length) \
+                                else setattr(lay, "cumulative_length", S)
+                        return m(x, position_embeddings=rot(x, pid), attention_mask=None, **{kw: hc})[0]
+                    with torch.no_grad():
+                        hf()  # allocates HF's buffers; then give it our S cached tokens
+                        lay = hc.layers[0]
+                        f = cache.buffers
+                        if "k" in f:  # (B, S, G, D) -> (B, G, S, D)
+                            lay.keys[:, :, :S] = f["k"][:, :S].transpose(1, 2)
+                            lay.values[:, :, :S] = f["v"][:, :S].transpose(1, 2)
+                        else:  # MLA: the normalized latent and the rotated RoPE key
+                            lay.keys[:, 0, :S] = f["c_kv"][:, :S]
+                            lay.values[:, 0, :S] = f["k_rope"][:, :S]
+                        err = (ours() - hf()).abs().max().item()  # the same step, the same numbers
+                    fns["hf"] = hf
+                with torch.no_grad():
+                    times = _paired(fns, rounds, block_s)
+                cache_bytes = B * S * cfg.kv_cache_bytes_per_token(dtype)
+                flops = B * cfg.flops_per_token(S, mode if mode != "default" else None)
+                flops_core = flops - B * cfg.flops_per_token(0, mode if mode != "default" else None)
+                floor = {"bytes": (cache_bytes + weights) / peak_bw, "flops": flops / peak_flops}
+                floor_core = {"bytes": cache_bytes / peak_bw, "flops": flops_core / peak_flops}
+                ms = {n: median(t) * 1e3 for n, t in times.items()}
+                row = {"variant": name, "config": dataclasses.asdict(cfg) | {"class": type(cfg).__name__},
+                       "hf_module": type(m).__name__ if m is not None else None, "batch": B, "context": S,
+                       "ours_ms": ms["ours"], "core_ms": ms["core"], "hf_ms": ms.get("hf"),
+                       "ours_over_hf": (median(a / b for a, b in zip(times["ours"], times["hf"]))
+                                        if m is not None else None),
+                       "max_abs_diff_vs_hf": err, "cache_bytes": cache_bytes, "weight_bytes": weights,
+                       "flops": flops, "flops_core": flops_core,
+                       "floor_ms": max(floor.values()) * 1e3, "bound": max(floor, key=floor.get),
+                       "floor_core_ms": max(floor_core.values()) * 1e3,
+                       "bound_core": max(floor_core, key=floor_core.get),
+                       "loadavg": [load0, os.getloadavg()], "rounds": rounds}
+                row["ours_over_floor"] = row["ours_ms"] / row["floor_ms"]
+                row["core_over_floor"] = row["core_ms"] / row["floor_core_ms"]
+                rows.append(row)
+                progress(f"{name:7s} B{B} S{S:6d}: ours {ms['ours']:8.3f} ms"
+                         + (f"  hf {ms['hf']:8.3f} ms  ratio {row['ours_over_hf']:.2f}" if m is not None else "")
+                         + f"  floor {row['floor_ms']:.3f} ({row['bound']}) x{row['ours_over_floor']:.2f}"
+                         + f"  core x{row['core_over_floor']:.2f}")
+                del cache, fns
+                if m is not None:
+                    del hc
+    return rows
+
+
 def _ints(s: str) -> list[int]:
     return [int(v) for v in s.split(",") if v]
 
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(prog="python -m tucker_lab.bench", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=["decode", "prefill"])
+    p.add_argument("kind", choices=["decode", "prefill", "hf-decode"],
+                   help="hf-decode: our decode step against transformers' static-cache decode")
     p.add_argument("--d-model", type=int, default=2048)
     p.add_argument("--n-heads", type=int, default=16)
     p.add_argument("--variants", default="all", help="comma-separated names of standard_configs, or all")
@@ -188,8 +345,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--impls", default=None, help="attention kernels, e.g. sdpa,triton (default auto)")
     p.add_argument("--scopes", default="core,layer")
     p.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=7, help="hf-decode: paired rounds per shape")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--out", default=None, help="output JSON (default results/bench/<kind>_<device>.json)")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = _DTYPES[a.dtype or ("bf16" if device == "cuda" else "fp32")]
     configs = standard_configs(a.d_model, a.n_heads)
@@ -202,7 +363,14 @@ def main(argv: list[str] | None = None) -> Path:
     impls = (a.impls or "auto").split(",")
     prov = provenance(device)
     peak = copy_bandwidth(device)
-    if a.kind == "decode":
+    extra = {}
+    if a.kind == "hf-decode":
+        import transformers
+        flops = matmul_flops(device, dtype)
+        extra = {"transformers": transformers.__version__, "matmul_TFLOPs": flops / 1e12}
+        rows = bench_decode_vs_hf(configs, contexts=_ints(a.contexts), batches=_ints(a.batches), dtype=dtype,
+                                  device=device, rounds=a.rounds, peak_bw=peak, peak_flops=flops)
+    elif a.kind == "decode":
         rows = bench_decode(configs, contexts=_ints(a.contexts), batches=_ints(a.batches), dtype=dtype,
                             device=device, impls=impls, scopes=a.scopes.split(","),
                             min_run_time=a.min_run_time, peak=peak)
@@ -213,7 +381,7 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(a.out or f"results/bench/{a.kind}_{slug}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"kind": a.kind, "args": vars(a), "dtype": str(dtype).split(".")[-1],
-           "copy_bandwidth_GBps": peak / 1e9, **prov, "results": rows}
+           "copy_bandwidth_GBps": peak / 1e9, **prov, **extra, "results": rows}
     out.write_text(json.dumps(doc, indent=1))
     print(f"wrote {len(rows)} measurements to {out}")
     return out

@@ -54,6 +54,20 @@ class GQAAttention(AttentionModule):
         y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)  # (B, T, H, D)
         return self.w_o(y.reshape(B, T, H * D))
 
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B, H, G, D = x.shape[0], cfg.H, cfg.G, cfg.D
+        q = self.w_q(x).view(B, 1, H, D)
+        k = self.w_k(x).view(B, 1, G, D)
+        v = self.w_v(x).view(B, 1, G, D)
+        if cfg.rope:
+            q = apply_rope(q, pos, base=cfg.rope_base)
+            k = apply_rope(k, pos, base=cfg.rope_base)
+        f = cache.write_at(pos, k=k, v=v)  # (B, S_max, G, D) each
+        y = attend(q, f["k"], f["v"], scale=cfg.softmax_scale, causal=False, impl=self.static_impl,
+                   key_mask=valid)
+        return self.w_o(y.reshape(B, 1, H * D))
+
     def head_projections(self):
         C, H, G, D = self.cfg.C, self.cfg.H, self.cfg.G, self.cfg.D
         per_head = lambda w, n: w.weight.view(n, D, C).transpose(1, 2)  # (n, C, D)

@@ -112,9 +112,19 @@ class MLAttention(AttentionModule):
             y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed)
         return self.w_o(y.reshape(B, T, H * Dv))
 
-    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None) -> Tensor:
+    def _decode_static(self, x, cache, pos, valid):
+        B = x.shape[0]
+        q_nope, q_rope = self._queries(x, pos)
+        c_kv, k_rope = self._keys(x, pos)
+        f = cache.write_at(pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
+        y = self._absorbed(q_nope, q_rope, f["c_kv"], f.get("k_rope"), pos, 0, cache.data,
+                           key_mask=valid, impl=self.static_impl)  # all S_max slots, masked
+        return self.w_o(y.reshape(B, 1, -1))
+
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None, key_mask=None,
+                  impl=None) -> Tensor:
         """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
-        cfg = self.cfg
+        cfg, impl = self.cfg, impl or self.impl
         H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
         q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
@@ -130,11 +140,12 @@ class MLAttention(AttentionModule):
             # q/k/v head dims let SDPA take its fused kernel instead of the math fallback
             # (at the price of D_rope wasted value columns). The einsum reference and the
             # Triton kernel take unequal dims as they are.
-            v_lat = c_kv if self.impl in ("einsum", "triton") else k_lat
+            v_lat = c_kv if impl in ("einsum", "triton") else k_lat
         else:
             v_lat = c_kv
         y_lat = attend(q_lat, k_lat[:, :, None], v_lat[:, :, None], scale=cfg.softmax_scale,
-                       causal=cfg.causal, impl=self.impl)[..., :R]  # (B, T, H, R_kv): one K/V stream
+                       causal=cfg.causal and key_mask is None, impl=impl,
+                       key_mask=key_mask)[..., :R]  # (B, T, H, R_kv): one K/V stream
         return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
 
     def head_projections(self):

@@ -27,7 +27,7 @@ __all__ = ["TPAttention", "factored_attention"]
 
 
 def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: float,
-                       causal: bool) -> Tensor:
+                       causal: bool, key_mask: Tensor | None = None) -> Tensor:
     """Attention computed from TPA factors without forming per-head keys or values
     (TPA paper App. A, eqs. A.2-A.3; FlashTPA decoding, Algorithm 2, without tiling).
 
@@ -36,6 +36,7 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
             a_q (B, T, R_q, H) or (R_q, H) and b_q (B, T, R_q, D).
         a_k, a_v: (B, S, R, H), or (R, H) for constant head factors.
         b_k, b_v: (B, S, R, D); b_k already rotated.
+        key_mask: optional (S,) bool, the keys every query may see (static-shape decoding).
     Returns:
         (B, T, H, D).
     Every product is a matmul, also at rank 1 (then an outer product).
@@ -55,6 +56,8 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
     if causal:
         T = logits.shape[2]
         logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
+    if key_mask is not None:
+        logits = logits.masked_fill(~key_mask, float("-inf"))
     p = softmax(logits)
     # p[b,h,t,s] a_v[b,s,w,h]: a batched outer product, (B, S, H, T, R_v)
     pa = p.to(b_v.dtype).permute(0, 3, 1, 2)[..., None] @ a_v.transpose(-1, -2)[..., None, :]
@@ -136,6 +139,23 @@ class TPAttention(AttentionModule):
         else:
             y = factored_attention(q, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale, causal=cfg.causal)
         return self.w_o(y.reshape(B, T, H * D))
+
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B, H, D = x.shape[0], cfg.H, cfg.D
+        a_k, b_k = self.factors(x, "k", pos if cfg.rope else None)
+        a_v, b_v = self.factors(x, "v", None)
+        f = cache.write_at(pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}), b_k=b_k, b_v=b_v)
+        if cfg.contextual_a:
+            a_k, a_v = f["a_k"], f["a_v"]  # (B, S_max, R, H)
+        if cfg.kv_only:
+            q = self.w_q(x).view(B, 1, H, D)
+            q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
+        else:
+            q = self.factors(x, "q", pos if cfg.rope else None)
+        y = factored_attention(q, a_k, f["b_k"], a_v, f["b_v"], scale=cfg.softmax_scale, causal=False,
+                               key_mask=valid)
+        return self.w_o(y.reshape(B, 1, H * D))
 
     def head_projections(self):
         cfg = self.cfg

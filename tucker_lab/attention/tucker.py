@@ -139,6 +139,25 @@ class TuckerAttention(AttentionModule):
                    causal=cfg.causal, impl=self.impl)  # (B, T, H, r_v)
         return (y.reshape(B, T, -1) @ M_vo) @ self.U_o.T  # sum_i y_i T~_i^T, then U_o^T
 
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B = x.shape[0]
+        M_qk, M_vo = self.core_matrices()
+        q = ((x @ self.U_q) @ M_qk).view(B, 1, cfg.H, cfg.r_k)
+        k, v = self.latents(x)
+        if cfg.rope:
+            q = self.rope(q, pos)
+        if self.U_v is not None:
+            k = self.rope(k, pos) if cfg.rope else k
+            f = cache.write_at(pos, k_latent=k, v_latent=v)
+            k, v = f["k_latent"], f["v_latent"]  # (B, S_max, r_k), (B, S_max, r_v)
+        else:
+            k = v = cache.write_at(pos, kv_latent=k)["kv_latent"]
+            k = self.rope(k, 0) if cfg.rope else k  # every slot rotated by its position
+        y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale, causal=False,
+                   impl=self.static_impl, key_mask=valid)
+        return (y.reshape(B, 1, -1) @ M_vo) @ self.U_o.T
+
     def head_projections(self):
         T_qk, T_vo = self.head_cores()
         H = self.cfg.H
