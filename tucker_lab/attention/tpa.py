@@ -39,7 +39,10 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
         key_mask: optional (S,) bool, the keys every query may see (static-shape decoding).
     Returns:
         (B, T, H, D).
-    Every product is a matmul, also at rank 1 (then an outer product).
+    The products over D and over the cache are matmuls; the two contractions over a
+    rank (R_k with the key head factors, R_v with the value head factors) are
+    elementwise products and sums, since as matmuls they would be millions of
+    R x 1 products, which CPU and GPU matmul kernels run far below their speed.
     """
     S, R_k, R_v = b_k.shape[1], b_k.shape[2], b_v.shape[2]
     a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # (B|1, S|1, R, H)
@@ -51,17 +54,19 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
     else:
         g = torch.einsum("bthd,bsud->bthsu", q, b_k)  # KV-only
     # g (B, T, H, S, R_k): query i against each key factor; contract with the key head factors
-    logits = (g.permute(0, 3, 2, 1, 4) @ a_k.transpose(-1, -2)[..., None])[..., 0]  # (B, S, H, T)
-    logits = logits.permute(0, 2, 3, 1) * (scale / R_k)  # (B, H, T, S)
+    a_kh = a_k.permute(0, 3, 1, 2)[:, :, None]  # a_k[b, s, u, h] as (B|1, H, 1, S|1, R_k)
+    logits = (g.transpose(1, 2) * a_kh).sum(-1) * (scale / R_k)  # (B, H, T, S)
     if causal:
         T = logits.shape[2]
         logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
     if key_mask is not None:
         logits = logits.masked_fill(~key_mask, float("-inf"))
     p = softmax(logits)
-    # p[b,h,t,s] a_v[b,s,w,h]: a batched outer product, (B, S, H, T, R_v)
-    pa = p.to(b_v.dtype).permute(0, 3, 1, 2)[..., None] @ a_v.transpose(-1, -2)[..., None, :]
-    return torch.einsum("bshtw,bswd->bthd", pa, b_v) / R_v  # (B, T, H, D)
+    # p[b,h,t,s] a_v[b,s,w,h] (B, H, T, S, R_v), then one matmul over (s, w) with b_v (B, S R_v, D)
+    pa = p.to(b_v.dtype)[..., None] * a_v.permute(0, 3, 1, 2)[:, :, None]
+    B, H, T = pa.shape[:3]
+    y = pa.reshape(pa.shape[0], H * T, S * R_v) @ b_v.reshape(b_v.shape[0], S * R_v, -1)  # (B, H T, D)
+    return y.view(-1, H, T, y.shape[-1]).transpose(1, 2) / R_v  # (B, T, H, D)
 
 
 class TPAttention(AttentionModule):
