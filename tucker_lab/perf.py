@@ -71,7 +71,9 @@ def decode_figure(rows: list[dict], bandwidth_GBps: float, *, time_key: str, byt
 
 
 _HEAD = {"ours_ms": "ours ms", "hf_ms": "HF ms", "ours_over_hf": "ours/HF", "floor_ms": "floor ms",
-         "ours_over_floor": "ours/floor", "core_ms": "core ms", "core_over_floor": "core/floor"}
+         "ours_over_floor": "ours/floor", "core_ms": "core ms", "core_over_floor": "core/floor",
+         "ours_min_ms": "ours min ms", "hf_min_ms": "HF min ms", "ours_over_hf_min": "min/min",
+         "ours_min_over_floor": "min/floor", "core_min_over_floor": "core/floor"}
 
 
 def ratio_table(doc: dict, keys=("ours_ms", "hf_ms", "ours_over_hf", "floor_ms", "ours_over_floor")) -> list[str]:
