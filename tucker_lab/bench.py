@@ -217,16 +217,23 @@ def hf_counterpart(name: str, cfg, dtype: torch.dtype, device: str, seed: int = 
     return m, rot.to(device), from_hf(m).eval()
 
 
-def _paired(fns: dict, rounds: int, block_s: float, max_s: float = 6.0) -> dict[str, list[float]]:
+def _paired(fns: dict, rounds: int, block_s: float, max_s: float = 6.0,
+            clock=time.perf_counter) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in alternating blocks (order
     reversed every round) so that load on a shared machine hits all alike. Slow
-    functions get fewer rounds (at least 3), so that no shape takes much over max_s."""
+    functions get fewer rounds (at least 3), so that no shape takes much over max_s.
+    ``clock=time.process_time`` counts this process's CPU time instead of wall time:
+    with one thread, the work done, whatever else the machine runs."""
     reps, once = {}, {}
     for n, fn in fns.items():
-        fn(), fn()  # warm up
-        t0 = time.perf_counter()
-        fn()
-        once[n] = max(time.perf_counter() - t0, 1e-6)
+        t0 = clock()
+        fn()  # warm up
+        once[n] = clock() - t0
+        if once[n] < 0.5:  # fast: warm up again, then time one call
+            fn()
+            t0 = clock()
+            fn()
+            once[n] = max(clock() - t0, 1e-6)
         reps[n] = max(1, int(block_s / once[n]))
     per_round = sum(reps[n] * once[n] for n in fns)
     rounds = max(3, min(rounds, int(max_s / per_round)))
@@ -234,16 +241,34 @@ def _paired(fns: dict, rounds: int, block_s: float, max_s: float = 6.0) -> dict[
     names = list(fns)
     for r in range(rounds):
         for n in (names if r % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(reps[n]):
                 fns[n]()
-            times[n].append((time.perf_counter() - t0) / reps[n])
+            times[n].append((clock() - t0) / reps[n])
     return times
+
+
+def _cpu_ceilings(dtype: torch.dtype, tries: int = 5) -> tuple[float, float]:
+    """Copy bandwidth (B/s) and matmul throughput (FLOP/s) in CPU time of this process
+    (for the ``clock="cpu"`` benchmark: one thread), the best of a few tries."""
+    x = torch.empty(2**26, dtype=torch.float32).normal_()  # 256 MiB
+    y = torch.empty_like(x)
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    bw, fl = 0.0, 0.0
+    for _ in range(tries):
+        t0 = time.process_time()
+        y.copy_(x)
+        bw = max(bw, 2 * x.numel() * 4 / max(time.process_time() - t0, 1e-9))
+        t0 = time.process_time()
+        for _ in range(4):
+            a @ b
+        fl = max(fl, 4 * 2 * 1024**3 / max(time.process_time() - t0, 1e-9))
+    return bw, fl
 
 
 def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32, device="cpu",
                        rounds: int = 9, block_s: float = 0.03, peak_bw: float | None = None,
-                       peak_flops: float | None = None, progress=print) -> list[dict]:
+                       peak_flops: float | None = None, clock: str = "wall", progress=print) -> list[dict]:
     """One decode step of our layer against transformers' static-cache decode of the
     same layer (same weights, ``hf_counterpart``), side by side in this process.
 
@@ -253,11 +278,20 @@ def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32,
     medians of paired runs, ours/HF per pair, the minima (on a shared machine the
     least disturbed blocks, "_min"), and the floors: the layer step against
     max((cache + weight bytes) / copy bandwidth, FLOPs / matmul throughput), the core
-    (attention over the cache, what a decode kernel does) against the cache alone."""
+    (attention over the cache, what a decode kernel does) against the cache alone.
+    ``clock="cpu"`` (CPU only, one thread) times this process's CPU time, and measures
+    the ceilings the same way: robust when other work shares the machine."""
     import inspect
     from statistics import median
     from transformers import StaticCache
 
+    timer = time.perf_counter
+    if clock == "cpu":
+        if device != "cpu" or torch.get_num_threads() != 1:
+            raise ValueError("clock='cpu' needs device='cpu' and torch.set_num_threads(1)")
+        timer = time.process_time
+        if not (peak_bw and peak_flops):
+            peak_bw, peak_flops = _cpu_ceilings(dtype)
     # ceilings: the best of a few tries (on a shared machine a single try reads low)
     peak_bw = peak_bw or max(copy_bandwidth(device) for _ in range(3))
     peak_flops = peak_flops or max(matmul_flops(device, dtype) for _ in range(3))
@@ -302,7 +336,7 @@ def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32,
                         err = (ours() - hf()).abs().max().item()  # the same step, the same numbers
                     fns["hf"] = hf
                 with torch.no_grad():
-                    times = _paired(fns, rounds, block_s)
+                    times = _paired(fns, rounds, block_s, clock=timer)
                 cache_bytes = B * S * cfg.kv_cache_bytes_per_token(dtype)
                 flops = B * cfg.flops_per_token(S, mode if mode != "default" else None)
                 flops_core = flops - B * cfg.flops_per_token(0, mode if mode != "default" else None)
@@ -322,7 +356,7 @@ def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32,
                        "floor_ms": max(floor.values()) * 1e3, "bound": max(floor, key=floor.get),
                        "floor_core_ms": max(floor_core.values()) * 1e3,
                        "bound_core": max(floor_core, key=floor_core.get),
-                       "loadavg": [load0, os.getloadavg()], "rounds": len(times["ours"])}
+                       "loadavg": [load0, os.getloadavg()], "rounds": len(times["ours"]), "clock": clock}
                 row["ours_over_floor"] = row["ours_ms"] / row["floor_ms"]
                 row["core_over_floor"] = row["core_ms"] / row["floor_core_ms"]
                 row["ours_min_over_floor"] = row["ours_min_ms"] / row["floor_ms"]
@@ -359,6 +393,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
     p.add_argument("--rounds", type=int, default=9, help="hf-decode: paired rounds per shape (at most)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="hf-decode: wall time, or this process's CPU time (needs --threads 1)")
     p.add_argument("--out", default=None, help="output JSON (default results/bench/<kind>_<device>.json)")
     a = p.parse_args(argv)
     if a.threads:
@@ -378,11 +414,15 @@ def main(argv: list[str] | None = None) -> Path:
     extra = {}
     if a.kind == "hf-decode":
         import transformers
-        peak = max([peak] + [copy_bandwidth(device) for _ in range(2)])  # the best of three tries
-        flops = max(matmul_flops(device, dtype) for _ in range(3))
-        extra = {"transformers": transformers.__version__, "matmul_TFLOPs": flops / 1e12}
+        if a.clock == "cpu":
+            peak, flops = _cpu_ceilings(dtype)
+        else:
+            peak = max([peak] + [copy_bandwidth(device) for _ in range(2)])  # the best of three tries
+            flops = max(matmul_flops(device, dtype) for _ in range(3))
+        extra = {"transformers": transformers.__version__, "matmul_TFLOPs": flops / 1e12, "clock": a.clock}
         rows = bench_decode_vs_hf(configs, contexts=_ints(a.contexts), batches=_ints(a.batches), dtype=dtype,
-                                  device=device, rounds=a.rounds, peak_bw=peak, peak_flops=flops)
+                                  device=device, rounds=a.rounds, peak_bw=peak, peak_flops=flops,
+                                  clock=a.clock)
     elif a.kind == "decode":
         rows = bench_decode(configs, contexts=_ints(a.contexts), batches=_ints(a.batches), dtype=dtype,
                             device=device, impls=impls, scopes=a.scopes.split(","),

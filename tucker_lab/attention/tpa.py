@@ -36,37 +36,45 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
             a_q (B, T, R_q, H) or (R_q, H) and b_q (B, T, R_q, D).
         a_k, a_v: (B, S, R, H), or (R, H) for constant head factors.
         b_k, b_v: (B, S, R, D); b_k already rotated.
-        key_mask: optional (S,) bool, the keys every query may see (static-shape decoding).
+        key_mask: optional (S,) bool, the keys every query may see (static shapes).
     Returns:
         (B, T, H, D).
-    The products over D and over the cache are matmuls; the two contractions over a
-    rank (R_k with the key head factors, R_v with the value head factors) are
-    elementwise products and sums, since as matmuls they would be millions of
-    R x 1 products, which CPU and GPU matmul kernels run far below their speed.
+    The products over D and over the cache are matmuls, one per key or value rank,
+    which read b_k and b_v where they lie in the cache (no copy); the two contractions
+    over a rank with the head factors are elementwise products and sums, since as
+    matmuls they would be millions of R x 1 products.
     """
     S, R_k, R_v = b_k.shape[1], b_k.shape[2], b_v.shape[2]
     a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # (B|1, S|1, R, H)
+
+    def dots(x):  # x (B, T, n, D) against every cached b_k: (B, T, n, S, R_k);
+        B, T, n, D = x.shape  # a matmul per key rank reads b_k where it lies
+        x = x.reshape(B, T * n, D)
+        d = [x @ b_k[:, :, u].transpose(1, 2) for u in range(R_k)]  # (B, T n, S) each
+        return torch.stack(d, -1).view(B, T, n, S, R_k)
     if isinstance(q, tuple):
         a_q, b_q = q
         a_q = a_q if a_q.ndim == 4 else a_q[None, None]
-        P = torch.einsum("btrd,bsud->btrsu", b_q, b_k)  # head-shared feature dots (B, T, R_q, S, R_k)
-        g = (a_q.transpose(-1, -2) @ P.flatten(3)).unflatten(-1, (S, R_k)) / b_q.shape[2]
+        P = dots(b_q)  # head-shared feature dots (B, T, R_q, S, R_k)
+        g = a_q.transpose(-1, -2) @ P.flatten(3)  # (B, T, H, S R_k)
+        g = g.unflatten(-1, (S, R_k)) / b_q.shape[2]
     else:
-        g = torch.einsum("bthd,bsud->bthsu", q, b_k)  # KV-only
-    # g (B, T, H, S, R_k): query i against each key factor; contract with the key head factors
-    a_kh = a_k.permute(0, 3, 1, 2)[:, :, None]  # a_k[b, s, u, h] as (B|1, H, 1, S|1, R_k)
+        g = dots(q)  # KV-only: per-head queries against each key factor
+    # g (B, T, H, S, R_k): query i against each key factor; contract with the key
+    # head factors a_k[b, s, u, h], as (B|1, H, 1, S|1, R_k)
+    a_kh = a_k.permute(0, 3, 1, 2)[:, :, None]
     logits = (g.transpose(1, 2) * a_kh).sum(-1) * (scale / R_k)  # (B, H, T, S)
     if causal:
         T = logits.shape[2]
         logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
     if key_mask is not None:
         logits = logits.masked_fill(~key_mask, float("-inf"))
-    p = softmax(logits)
-    # p[b,h,t,s] a_v[b,s,w,h] (B, H, T, S, R_v), then one matmul over (s, w) with b_v (B, S R_v, D)
-    pa = p.to(b_v.dtype)[..., None] * a_v.permute(0, 3, 1, 2)[:, :, None]
-    B, H, T = pa.shape[:3]
-    y = pa.reshape(pa.shape[0], H * T, S * R_v) @ b_v.reshape(b_v.shape[0], S * R_v, -1)  # (B, H T, D)
-    return y.view(-1, H, T, y.shape[-1]).transpose(1, 2) / R_v  # (B, T, H, D)
+    p = softmax(logits).to(b_v.dtype)  # (B, H, T, S)
+    B, H, T = p.shape[:3]
+    # sum_w (p[b,h,t,s] a_v[b,s,w,h]) @ b_v[b,s,w]: a matmul per value rank (b_v in place)
+    a_vh = a_v.permute(0, 2, 3, 1)[:, :, :, None]  # (B|1, R_v, H, 1, S|1)
+    y = sum((p * a_vh[:, w]).flatten(1, 2) @ b_v[:, :, w] for w in range(R_v))  # B, HT, D
+    return y.view(B, H, T, -1).transpose(1, 2) / R_v  # (B, T, H, D)
 
 
 class TPAttention(AttentionModule):
