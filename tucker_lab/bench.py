@@ -78,7 +78,8 @@ def _median_s(fn, min_run_time: float) -> float:
     return tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 
-def copy_bandwidth(device: str, nbytes: int = 2**28, min_run_time: float = 0.5) -> float:
+def copy_bandwidth(device: str, nbytes: int = 2**28,
+                   min_run_time: float = 0.5) -> float:
     """Measured device-memory copy bandwidth in bytes/s (read + write)."""
     x = torch.empty(nbytes // 4, dtype=torch.float32, device=device).normal_()
     y = torch.empty_like(x)

@@ -29,7 +29,8 @@ def gpu_runs(results: str | Path) -> list[Path]:
     return [r for r in runs if load(r / "decode.json").get("device_type") == "cuda"]
 
 
-def floor_ms(nbytes: float, bandwidth_GBps: float, flops: float = 0.0, TFLOPs: float | None = None) -> float:
+def floor_ms(nbytes: float, bandwidth_GBps: float, flops: float = 0.0,
+             TFLOPs: float | None = None) -> float:
     """The time floor of a step that moves ``nbytes`` and computes ``flops``:
     max(bytes / bandwidth, FLOPs / throughput), in milliseconds."""
     t = nbytes / (bandwidth_GBps * 1e9)

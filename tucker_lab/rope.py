@@ -49,12 +49,12 @@ def rope_angles(pos: Tensor, n: int, base: float = 10000.0, dtype=torch.float32)
     return pos.to(dtype)[:, None] * theta[None, :]
 
 
-def rope_cos_sin(start: int, length: int, n: int, base: float = 10000.0, dtype=torch.float32,
-                 device=None) -> tuple[Tensor, Tensor]:
-    """cos and sin of ``rope_angles`` for positions start..start+length-1, each (length, n/2),
-    sliced from a cached table (no copy); the table is built once per (n, base, dtype,
-    device) and doubled when a position beyond it is asked for."""
-    key = (n, float(base), dtype, torch.device(device) if device is not None else torch.device("cpu"))
+def rope_cos_sin(start: int, length: int, n: int, base: float = 10000.0,
+                 dtype=torch.float32, device=None) -> tuple[Tensor, Tensor]:
+    """cos and sin of ``rope_angles`` for positions start..start+length-1, each
+    (length, n/2), sliced from a cached table (no copy); the table is built once per
+    (n, base, dtype, device) and doubled when a position beyond it is asked for."""
+    key = (n, float(base), dtype, torch.device(device if device is not None else "cpu"))
     table = _TABLES.get(key)
     end = start + length
     if table is None or table[0].shape[0] < end:

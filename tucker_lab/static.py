@@ -38,30 +38,31 @@ class StaticDecoder:
             on CUDA (CUDA graphs) and None elsewhere.
     """
 
-    def __init__(self, layer, cache: FactorCache, *, compile: bool = True, backend="inductor",
-                 mode: str | None = None):
+    def __init__(self, layer, cache: FactorCache, *, compile: bool = True,
+                 backend="inductor", mode: str | None = None):
         if cache.shapes != layer.cfg.cache_shapes():
-            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the layer caches "
-                             f"{layer.cfg.cache_shapes()}; make it with layer.new_cache(...)")
+            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the layer "
+                             f"caches {layer.cfg.cache_shapes()}; use layer.new_cache(...)")
         self.layer, self.cache = layer, cache
         if compile:
             if cache.device.type == "cuda":
                 mode = mode or "reduce-overhead"
-                torch._dynamo.mark_static_address(cache.data)  # written in place by every replay
+                torch._dynamo.mark_static_address(cache.data)  # written in place
             self.step = torch.compile(layer.decode_static, backend=backend, mode=mode,
                                       fullgraph=True, dynamic=False)
         else:
             self.step = layer.decode_static
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Decode the token x (B, 1, C) at position ``cache.seq_len``; returns (B, 1, C)."""
+        """Decode the token x (B, 1, C) at position ``cache.seq_len``; (B, 1, C)."""
         cache = self.cache
         if x.ndim != 3 or x.shape[:2] != (cache.batch_size, 1):
-            raise ValueError(f"StaticDecoder: x must be (B, 1, C) with B = {cache.batch_size}; "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(f"StaticDecoder: x must be (B, 1, C) with B = "
+                             f"{cache.batch_size}; got {tuple(x.shape)}")
         t = cache.seq_len
         if t >= cache.max_seq_len:
-            raise ValueError(f"StaticDecoder: the cache is full (max_seq_len={cache.max_seq_len})")
+            raise ValueError(f"StaticDecoder: the cache is full "
+                             f"(max_seq_len={cache.max_seq_len})")
         pos = torch.tensor([t], device=cache.device)
         y = self.step(x, cache, pos)
         cache.seq_len = t + 1

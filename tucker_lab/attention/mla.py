@@ -121,31 +121,32 @@ class MLAttention(AttentionModule):
                            key_mask=valid, impl=self.static_impl)  # all S_max slots, masked
         return self.w_o(y.reshape(B, 1, -1))
 
-    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None, key_mask=None,
-                  impl=None) -> Tensor:
-        """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None,
+                  key_mask=None, impl=None) -> Tensor:
+        """Multi-query attention over the latent; per-head values (B, T, H, D_v)."""
         cfg, impl = self.cfg, impl or self.impl
         H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
         q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
         k_lat = c_kv
-        if cfg.coupled_rope:  # RoPE over the latent: keys rotate on the fly, values stay unrotated
+        if cfg.coupled_rope:  # RoPE over the latent: keys rotate on the fly, values do not
             q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
             k_lat = apply_rope(c_kv, key_pos, base=cfg.rope_base)
         if k_rope is not None:
             q_lat = torch.cat((q_lat, q_rope), -1)  # (B, T, H, R_kv + D_rope)
-            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
-            # the value is the key's first R_kv dims: for SDPA, pass the packed key as the
-            # value too and keep the first R_kv output dims. Same memory read, and equal
-            # q/k/v head dims let SDPA take its fused kernel instead of the math fallback
-            # (at the price of D_rope wasted value columns). The einsum reference and the
-            # Triton kernel take unequal dims as they are.
+            # the key [c_kv, k_rope] (B, S, R_kv + D_rope): the cache's packed rows
+            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)
+            # the value is the key's first R_kv dims: for SDPA, pass the packed key as
+            # the value too and keep the first R_kv output dims. Same memory read, and
+            # equal q/k/v head dims let SDPA take its fused kernel instead of the math
+            # fallback (at the price of D_rope wasted value columns). The einsum
+            # reference and the Triton kernel take unequal dims as they are.
             v_lat = c_kv if impl in ("einsum", "triton") else k_lat
         else:
             v_lat = c_kv
-        y_lat = attend(q_lat, k_lat[:, :, None], v_lat[:, :, None], scale=cfg.softmax_scale,
-                       causal=cfg.causal and key_mask is None, impl=impl,
-                       key_mask=key_mask)[..., :R]  # (B, T, H, R_kv): one K/V stream
+        y_lat = attend(q_lat, k_lat[:, :, None], v_lat[:, :, None],  # one K/V stream
+                       scale=cfg.softmax_scale, causal=cfg.causal and key_mask is None,
+                       impl=impl, key_mask=key_mask)[..., :R]  # (B, T, H, R_kv)
         return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
 
     def head_projections(self):

@@ -26,8 +26,8 @@ from .base import AttentionModule, linear
 __all__ = ["TPAttention", "factored_attention"]
 
 
-def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: float,
-                       causal: bool, key_mask: Tensor | None = None) -> Tensor:
+def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
+                       scale: float, causal: bool, key_mask: Tensor | None = None) -> Tensor:
     """Attention computed from TPA factors without forming per-head keys or values
     (TPA paper App. A, eqs. A.2-A.3; FlashTPA decoding, Algorithm 2, without tiling).
 
@@ -45,7 +45,7 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
     matmuls they would be millions of R x 1 products.
     """
     S, R_k, R_v = b_k.shape[1], b_k.shape[2], b_v.shape[2]
-    a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # (B|1, S|1, R, H)
+    a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # B|1,S|1,R,H
 
     def dots(x):  # x (B, T, n, D) against every cached b_k: (B, T, n, S, R_k);
         B, T, n, D = x.shape  # a matmul per key rank reads b_k where it lies
@@ -71,9 +71,9 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
         logits = logits.masked_fill(~key_mask, float("-inf"))
     p = softmax(logits).to(b_v.dtype)  # (B, H, T, S)
     B, H, T = p.shape[:3]
-    # sum_w (p[b,h,t,s] a_v[b,s,w,h]) @ b_v[b,s,w]: a matmul per value rank (b_v in place)
+    # sum_w (p[b,h,t,s] a_v[b,s,w,h]) @ b_v[b,s,w]: a matmul per value rank, in place
     a_vh = a_v.permute(0, 2, 3, 1)[:, :, :, None]  # (B|1, R_v, H, 1, S|1)
-    y = sum((p * a_vh[:, w]).flatten(1, 2) @ b_v[:, :, w] for w in range(R_v))  # B, HT, D
+    y = sum((p * a_vh[:, w]).flatten(1, 2) @ b_v[:, :, w] for w in range(R_v))  # B,HT,D
     return y.view(B, H, T, -1).transpose(1, 2) / R_v  # (B, T, H, D)
 
 

@@ -77,9 +77,9 @@ class TuckerAttention(AttentionModule):
         return M_qk, M_vo
 
     def core_matrices(self) -> tuple[Tensor, Tensor]:
-        """M_qk (r_q, H r_k) and M_vo (H r_v, r_o): the cores folded with U_head, laid out
-        so that the queries are (x U_q) M_qk and the output (y flattened over heads) M_vo,
-        two plain matmuls.
+        """M_qk (r_q, H r_k) and M_vo (H r_v, r_o): the cores folded with U_head, laid
+        out so that the queries are (x U_q) M_qk and the output (y flattened over
+        heads) M_vo, two plain matmuls.
 
         Outside autograd (inference, decoding) the fold is kept and reused until a
         parameter changes, so a decode step does not pay H r_head r_q r_k again, nor
