@@ -117,8 +117,9 @@ def _core(layer, cache, x):
             return lambda: tpa_decode(q1, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S], scale=cfg.softmax_scale)
         return lambda: factored_attention(q, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S],
                                           scale=cfg.softmax_scale, causal=True)
-    if isinstance(layer, MLAttention):  # absorbed: [c_kv, k_rope] is one packed key
-        k, v = cache.packed(), f["c_kv"][:, :S]
+    if isinstance(layer, MLAttention):  # absorbed: [c_kv, k_rope] is one packed key, and
+        k = cache.packed()  # on SDPA the value too (its first R_kv dims), as the layer does
+        v = f["c_kv"][:, :S] if layer.impl in ("einsum", "triton") or not cfg.D_rope else k
     elif isinstance(layer, TuckerAttention):
         names = list(f)
         k, v = f[names[0]][:, :S], f[names[-1]][:, :S]

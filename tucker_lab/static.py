@@ -41,8 +41,9 @@ class StaticDecoder:
     def __init__(self, layer, cache: FactorCache, *, compile: bool = True,
                  backend="inductor", mode: str | None = None):
         if cache.shapes != layer.cfg.cache_shapes():
-            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the layer "
-                             f"caches {layer.cfg.cache_shapes()}; use layer.new_cache(...)")
+            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the "
+                             f"layer caches {layer.cfg.cache_shapes()}; use "
+                             "layer.new_cache(...)")
         self.layer, self.cache = layer, cache
         if compile:
             if cache.device.type == "cuda":

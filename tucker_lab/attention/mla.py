@@ -129,7 +129,7 @@ class MLAttention(AttentionModule):
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
         q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
         k_lat = c_kv
-        if cfg.coupled_rope:  # RoPE over the latent: keys rotate on the fly, values do not
+        if cfg.coupled_rope:  # RoPE over the latent: keys rotate as read, values do not
             q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
             k_lat = apply_rope(c_kv, key_pos, base=cfg.rope_base)
         if k_rope is not None:

@@ -27,7 +27,8 @@ __all__ = ["TPAttention", "factored_attention"]
 
 
 def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
-                       scale: float, causal: bool, key_mask: Tensor | None = None) -> Tensor:
+                       scale: float, causal: bool,
+                       key_mask: Tensor | None = None) -> Tensor:
     """Attention computed from TPA factors without forming per-head keys or values
     (TPA paper App. A, eqs. A.2-A.3; FlashTPA decoding, Algorithm 2, without tiling).
 
