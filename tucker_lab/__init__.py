@@ -24,7 +24,7 @@ from .convert import attention_tensors, to_tpa, to_tucker
 from .compression import compress, compress_model, rank_profile, to_gqa, to_mla
 from .hf import from_hf
 from .cache import FactorCache
-from .static import StaticDecoder
+from .static_decode import StaticDecoder
 from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
 from .train import History, TrainConfig, train

@@ -105,7 +105,7 @@ class AttentionModule(nn.Module):
         preallocated buffer, and attention reads all S_max slots under the mask
         slot <= pos. No shape depends on pos, so ``torch.compile`` builds one graph
         (one CUDA graph with mode="reduce-overhead") for every step;
-        ``tucker_lab.static.StaticDecoder`` runs it and keeps ``cache.seq_len``.
+        ``tucker_lab.static_decode.StaticDecoder`` runs it and keeps ``cache.seq_len``.
         Always the decoding algebra (absorbed MLA, factored TPA) on SDPA (einsum when
         asked for); equals the eager step to round-off. Returns (B, 1, C)."""
         valid = torch.arange(cache.max_seq_len, device=x.device) <= pos  # filled slots
