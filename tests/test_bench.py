@@ -67,3 +67,31 @@ def test_cli_prints_a_table_and_writes_to_results_only_when_asked(capsys, tmp_pa
     assert [float(row[4]) for row in table] == pytest.approx([r["median_ms"] for r in doc["results"]], abs=1e-4)
     saved = bench.main(common + ["--save"])
     assert saved == Path("results") / "bench" / out.name and (tmp_path / saved).exists()
+def test_unknown_variant_is_rejected():
+    with pytest.raises(SystemExit, match="unknown variants"):
+        bench.main(["decode", "--variants", "Linformer"])
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_hf_decode_compares_the_same_step(clock, tmp_path):
+    """bench hf-decode: transformers' layer and ours compute the same step (same weights),
+    every row carries both times, the floors and the load average."""
+    pytest.importorskip("transformers")
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        out = bench.main(["hf-decode", "--d-model", "64", "--n-heads", "4", "--contexts", "8", "--batches", "2",
+                          "--variants", "GQA-1,MLA,Tucker", "--rounds", "3", "--clock", clock,
+                          "--threads", "1", "--out", str(tmp_path / "h.json")])
+    finally:
+        torch.set_num_threads(threads)
+    doc = json.loads(out.read_text())
+    assert doc["clock"] == clock and "transformers" in doc and doc["matmul_TFLOPs"] > 0
+    rows = {r["variant"]: r for r in doc["results"]}
+    assert rows["GQA-1"]["hf_module"] == "LlamaAttention" and rows["MLA"]["hf_module"] == "DeepseekV3Attention"
+    assert rows["Tucker"]["hf_module"] is None and rows["Tucker"]["hf_ms"] is None
+    for v in ("GQA-1", "MLA"):
+        r = rows[v]
+        assert r["max_abs_diff_vs_hf"] < 1e-5
+        assert r["ours_ms"] > 0 and r["hf_ms"] > 0 and r["ours_over_hf"] > 0 and len(r["loadavg"]) == 2
+        assert r["floor_ms"] >= r["floor_core_ms"] > 0

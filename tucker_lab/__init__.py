@@ -25,6 +25,7 @@ from .compression import compress, compress_model, rank_profile, to_gqa, to_mla
 from .hf import from_hf
 from .pretrained import load_pretrained, perplexity
 from .cache import FactorCache
+from .static_decode import StaticDecoder
 from .functional import attend
 from .models import LMConfig, TinyLM, TinyViT, ViTConfig, generate
 from .train import History, TrainConfig, train
@@ -55,5 +56,5 @@ __all__ = [
     "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
     "rank_profile", "to_gqa", "to_mla", "from_hf", "load_pretrained", "perplexity", "pretrained", "notebook",
-    "static",
+    "static", "StaticDecoder",
 ]

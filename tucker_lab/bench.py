@@ -12,7 +12,7 @@ reports tokens/s and TFLOP/s from the configs' FLOP accounting.
 
 Timings are by torch.utils.benchmark (CUDA-synchronized medians). Numbers from
 a CPU say nothing about a GPU; every file says which device produced it.
-See: book/10_flash, book/14_performance.
+See: book/10_flash, book/15_performance.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -34,7 +35,8 @@ from .attention.tpa import factored_attention
 from .config import standard_configs
 from .functional import attend
 
-__all__ = ["provenance", "copy_bandwidth", "bench_decode", "bench_prefill", "format_table", "main"]
+__all__ = ["provenance", "copy_bandwidth", "matmul_flops", "bench_decode", "bench_prefill", "format_table",
+           "hf_counterpart", "bench_decode_vs_hf", "main"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -77,11 +79,22 @@ def _median_s(fn, min_run_time: float) -> float:
     return tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 
-def copy_bandwidth(device: str, nbytes: int = 2**28, min_run_time: float = 0.5) -> float:
+def copy_bandwidth(device: str, nbytes: int = 2**28,
+                   min_run_time: float = 0.5) -> float:
     """Measured device-memory copy bandwidth in bytes/s (read + write)."""
     x = torch.empty(nbytes // 4, dtype=torch.float32, device=device).normal_()
     y = torch.empty_like(x)
     return 2 * nbytes / _median_s(lambda: y.copy_(x), min_run_time)
+
+
+def matmul_flops(device: str, dtype: torch.dtype = torch.float32, n: int | None = None,
+                 min_run_time: float = 0.5) -> float:
+    """Measured dense matmul throughput in FLOP/s (n x n times n x n): the compute
+    ceiling of the FLOP floors."""
+    n = n or (8192 if device == "cuda" else 1024)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    return 2 * n**3 / _median_s(lambda: a @ b, min_run_time)
 
 
 def _fill(cache, S: int) -> None:
@@ -105,8 +118,9 @@ def _core(layer, cache, x):
             return lambda: tpa_decode(q1, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S], scale=cfg.softmax_scale)
         return lambda: factored_attention(q, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S],
                                           scale=cfg.softmax_scale, causal=True)
-    if isinstance(layer, MLAttention):  # absorbed: [c_kv, k_rope] is one packed key
-        k, v = cache.packed(), f["c_kv"][:, :S]
+    if isinstance(layer, MLAttention):  # absorbed: [c_kv, k_rope] is one packed key, and
+        k = cache.packed()  # on SDPA the value too (its first R_kv dims), as the layer does
+        v = f["c_kv"][:, :S] if layer.impl in ("einsum", "triton") or not cfg.D_rope else k
     elif isinstance(layer, TuckerAttention):
         names = list(f)
         k, v = f[names[0]][:, :S], f[names[-1]][:, :S]
@@ -190,11 +204,203 @@ def format_table(kind: str, rows: list[dict]) -> str:
 SCOPES = ("core", "layer")
 
 
+def hf_counterpart(name: str, cfg, dtype: torch.dtype, device: str, seed: int = 0):
+    """transformers' module for the same layer, and ours with its weights.
+
+    Returns (hf_module, hf_rotary, layer): GQA/MHA/MQA with RoPE -> ``LlamaAttention``,
+    MLA with decoupled RoPE and no query compression -> ``DeepseekV3Attention``
+    (q_lora_rank=None, latent RMSNorm), both on SDPA; ``layer = from_hf(hf_module)``.
+    For variants transformers does not have (TPA, Tucker) hf_module is None and the
+    layer is ``build_attention(cfg)``."""
+    from .config import MHAConfig, MLAConfig
+    torch.manual_seed(seed)
+    if isinstance(cfg, MHAConfig) and cfg.rope:
+        from transformers import LlamaConfig
+        from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+        hc = LlamaConfig(hidden_size=cfg.C, num_attention_heads=cfg.H, num_key_value_heads=cfg.G,
+                         head_dim=cfg.D, num_hidden_layers=1, attn_implementation="sdpa")
+        m, rot = LlamaAttention(hc, 0), LlamaRotaryEmbedding(hc)
+    elif isinstance(cfg, MLAConfig) and cfg.D_rope and not cfg.coupled_rope:
+        from transformers import DeepseekV3Config
+        from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
+        hc = DeepseekV3Config(hidden_size=cfg.C, num_attention_heads=cfg.H, num_key_value_heads=cfg.H,
+                              q_lora_rank=cfg.q_rank, kv_lora_rank=cfg.R_kv, qk_nope_head_dim=cfg.D,
+                              qk_rope_head_dim=cfg.D_rope, v_head_dim=cfg.D_v, rope_interleave=False,
+                              num_hidden_layers=1, attn_implementation="sdpa")
+        m, rot = ds.DeepseekV3Attention(hc, 0), ds.DeepseekV3RotaryEmbedding(hc)
+    else:
+        return None, None, build_attention(cfg).to(device=device, dtype=dtype).eval()
+    for mod in m.modules():  # HF inits weights in from_pretrained; here: N(0, 1/fan_in)
+        if isinstance(mod, torch.nn.Linear):
+            torch.nn.init.normal_(mod.weight, 0.0, mod.in_features ** -0.5)
+    m = m.to(device=device, dtype=dtype).eval()
+    from .hf import from_hf
+    return m, rot.to(device), from_hf(m).eval()
+
+
+def _paired(fns: dict, rounds: int, block_s: float, max_s: float = 6.0,
+            clock=time.perf_counter) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in alternating blocks (order
+    reversed every round) so that load on a shared machine hits all alike. Slow
+    functions get fewer rounds (at least 3), so that no shape takes much over max_s.
+    ``clock=time.process_time`` counts this process's CPU time instead of wall time:
+    with one thread, the work done, whatever else the machine runs."""
+    reps, once = {}, {}
+    for n, fn in fns.items():
+        t0 = clock()
+        fn()  # warm up
+        once[n] = clock() - t0
+        if once[n] < 0.5:  # fast: warm up again, then time one call
+            fn()
+            t0 = clock()
+            fn()
+            once[n] = max(clock() - t0, 1e-6)
+        reps[n] = max(1, int(block_s / once[n]))
+    per_round = sum(reps[n] * once[n] for n in fns)
+    rounds = max(3, min(rounds, int(max_s / per_round)))
+    times = {n: [] for n in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            t0 = clock()
+            for _ in range(reps[n]):
+                fns[n]()
+            times[n].append((clock() - t0) / reps[n])
+    return times
+
+
+def _cpu_ceilings(dtype: torch.dtype, tries: int = 5) -> tuple[float, float]:
+    """Copy bandwidth (B/s) and matmul throughput (FLOP/s) in CPU time of this process
+    (for the ``clock="cpu"`` benchmark: one thread), the best of a few tries."""
+    x = torch.empty(2**26, dtype=torch.float32).normal_()  # 256 MiB
+    y = torch.empty_like(x)
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    bw, fl = 0.0, 0.0
+    for _ in range(tries):
+        t0 = time.process_time()
+        y.copy_(x)
+        bw = max(bw, 2 * x.numel() * 4 / max(time.process_time() - t0, 1e-9))
+        t0 = time.process_time()
+        for _ in range(4):
+            a @ b
+        fl = max(fl, 4 * 2 * 1024**3 / max(time.process_time() - t0, 1e-9))
+    return bw, fl
+
+
+def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32, device="cpu",
+                       rounds: int = 9, block_s: float = 0.03, peak_bw: float | None = None,
+                       peak_flops: float | None = None, clock: str = "wall", progress=print) -> list[dict]:
+    """One decode step of our layer against transformers' static-cache decode of the
+    same layer (same weights, ``hf_counterpart``), side by side in this process.
+
+    Both caches hold S tokens (HF's StaticCache is allocated at S + 1, so it attends
+    its whole buffer without a mask: its fastest case); the step appends token S.
+    HF's step includes its rotary-embedding call, as ours includes RoPE. Reports the
+    medians of paired runs, ours/HF per pair, the minima (on a shared machine the
+    least disturbed blocks, "_min"), and the floors: the layer step against
+    max((cache + weight bytes) / copy bandwidth, FLOPs / matmul throughput), the core
+    (attention over the cache, what a decode kernel does) against the cache alone.
+    ``clock="cpu"`` (CPU only, one thread) times this process's CPU time, and measures
+    the ceilings the same way: robust when other work shares the machine."""
+    import inspect
+    from statistics import median
+    from transformers import StaticCache
+
+    timer = time.perf_counter
+    if clock == "cpu":
+        if device != "cpu" or torch.get_num_threads() != 1:
+            raise ValueError("clock='cpu' needs device='cpu' and torch.set_num_threads(1)")
+        timer = time.process_time
+        if not (peak_bw and peak_flops):
+            peak_bw, peak_flops = _cpu_ceilings(dtype)
+    # ceilings: the best of a few tries (on a shared machine a single try reads low)
+    peak_bw = peak_bw or max(copy_bandwidth(device) for _ in range(3))
+    peak_flops = peak_flops or max(matmul_flops(device, dtype) for _ in range(3))
+    rows = []
+    for name, cfg in configs.items():
+        m, rot, layer = hf_counterpart(name, cfg, dtype, device)
+        mode = cfg.modes[-1]  # the decoding algebra ("absorbed", "factored" or "default")
+        weights = sum(p.numel() * p.element_size() for p in layer.parameters())
+        for B in batches:
+            for S in contexts:
+                load0 = os.getloadavg()
+                x = torch.randn(B, 1, cfg.d_model, dtype=dtype, device=device)
+                cache = layer.new_cache(B, S + 1)
+                _fill(cache, S)
+                core = _core(layer, cache, x)
+
+                def ours(layer=layer, cache=cache, x=x, S=S):
+                    cache.seq_len = S  # the step appends one token; undo it each time
+                    return layer(x, cache=cache, start_pos=S)
+                fns = {"ours": ours, "core": core}
+                err = None
+                if m is not None:
+                    hc = StaticCache(config=m.config, max_cache_len=S + 1)
+                    kw = "cache" if "cache" in inspect.signature(m.forward).parameters else "past_key_values"
+                    pid = torch.full((B, 1), S, device=device)
+
+                    def hf(m=m, rot=rot, hc=hc, x=x, pid=pid, S=S, kw=kw):
+                        for lay in hc.layers:
+                            lay.cumulative_length.fill_(S) if torch.is_tensor(lay.cumulative_length) \
+                                else setattr(lay, "cumulative_length", S)
+                        return m(x, position_embeddings=rot(x, pid), attention_mask=None, **{kw: hc})[0]
+                    with torch.no_grad():
+                        hf()  # allocates HF's buffers; then give it our S cached tokens
+                        lay = hc.layers[0]
+                        f = cache.buffers
+                        if "k" in f:  # (B, S, G, D) -> (B, G, S, D)
+                            lay.keys[:, :, :S] = f["k"][:, :S].transpose(1, 2)
+                            lay.values[:, :, :S] = f["v"][:, :S].transpose(1, 2)
+                        else:  # MLA: the normalized latent and the rotated RoPE key
+                            lay.keys[:, 0, :S] = f["c_kv"][:, :S]
+                            lay.values[:, 0, :S] = f["k_rope"][:, :S]
+                        err = (ours() - hf()).abs().max().item()  # the same step, the same numbers
+                    fns["hf"] = hf
+                with torch.no_grad():
+                    times = _paired(fns, rounds, block_s, clock=timer)
+                cache_bytes = B * S * cfg.kv_cache_bytes_per_token(dtype)
+                flops = B * cfg.flops_per_token(S, mode if mode != "default" else None)
+                flops_core = flops - B * cfg.flops_per_token(0, mode if mode != "default" else None)
+                floor = {"bytes": (cache_bytes + weights) / peak_bw, "flops": flops / peak_flops}
+                floor_core = {"bytes": cache_bytes / peak_bw, "flops": flops_core / peak_flops}
+                ms = {n: median(t) * 1e3 for n, t in times.items()}
+                best = {n: min(t) * 1e3 for n, t in times.items()}  # least disturbed by other load
+                row = {"variant": name, "config": dataclasses.asdict(cfg) | {"class": type(cfg).__name__},
+                       "hf_module": type(m).__name__ if m is not None else None, "batch": B, "context": S,
+                       "ours_ms": ms["ours"], "core_ms": ms["core"], "hf_ms": ms.get("hf"),
+                       "ours_over_hf": (median(a / b for a, b in zip(times["ours"], times["hf"]))
+                                        if m is not None else None),
+                       "ours_min_ms": best["ours"], "core_min_ms": best["core"], "hf_min_ms": best.get("hf"),
+                       "ours_over_hf_min": best["ours"] / best["hf"] if m is not None else None,
+                       "max_abs_diff_vs_hf": err, "cache_bytes": cache_bytes, "weight_bytes": weights,
+                       "flops": flops, "flops_core": flops_core,
+                       "floor_ms": max(floor.values()) * 1e3, "bound": max(floor, key=floor.get),
+                       "floor_core_ms": max(floor_core.values()) * 1e3,
+                       "bound_core": max(floor_core, key=floor_core.get),
+                       "loadavg": [load0, os.getloadavg()], "rounds": len(times["ours"]), "clock": clock}
+                row["ours_over_floor"] = row["ours_ms"] / row["floor_ms"]
+                row["core_over_floor"] = row["core_ms"] / row["floor_core_ms"]
+                row["ours_min_over_floor"] = row["ours_min_ms"] / row["floor_ms"]
+                row["core_min_over_floor"] = row["core_min_ms"] / row["floor_core_ms"]
+                rows.append(row)
+                progress(f"{name:7s} B{B} S{S:6d}: ours {ms['ours']:8.3f} (min {best['ours']:8.3f}) ms"
+                         + (f"  hf {ms['hf']:8.3f} (min {best['hf']:8.3f}) ms  ratio {row['ours_over_hf']:.2f}"
+                            f" (min {row['ours_over_hf_min']:.2f})" if m is not None else "")
+                         + f"  floor {row['floor_ms']:.3f} ({row['bound']}) x{row['ours_min_over_floor']:.2f}"
+                         + f"  core x{row['core_min_over_floor']:.2f} (min)")
+                del cache, fns
+                if m is not None:
+                    del hc
+    return rows
+
+
 def main(argv: list[str] | None = None) -> Path:
     from ._cli import choice_list, positive_float, positive_int, positive_int_list
     from .functional import IMPLS
     p = argparse.ArgumentParser(prog="python -m tucker_lab.bench", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=["decode", "prefill"], help="decode: one step over a cache; prefill: a causal forward")
+    p.add_argument("kind", choices=["decode", "prefill", "hf-decode"],
+                   help="decode: one step over a cache; prefill: a causal forward; hf-decode: our decode "
+                        "step against transformers' static-cache decode")
     p.add_argument("--d-model", type=positive_int, default=2048,
                    help="C, an integer that n-heads divides into even head dims (default 2048)")
     p.add_argument("--n-heads", type=positive_int, default=16, help="H, an integer >= 1 (default 16)")
@@ -215,12 +421,20 @@ def main(argv: list[str] | None = None) -> Path:
                         "layer (the whole layer step) (default core,layer)")
     p.add_argument("--min-run-time", type=positive_float, default=0.2,
                    help="seconds per measurement, a number > 0 (default 0.2)")
+    p.add_argument("--rounds", type=positive_int, default=9,
+                   help="hf-decode: paired rounds per shape (at most), an integer >= 1 (default 9)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads (torch.set_num_threads), an integer >= 1 (default torch's)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="hf-decode: wall time, or this process's CPU time (needs --threads 1) (default wall)")
     out_group = p.add_mutually_exclusive_group()
     out_group.add_argument("--out", default=None,
                            help="output JSON path (default: <temp dir>/tucker_lab_bench/<kind>_<device>.json)")
     out_group.add_argument("--save", action="store_true",
                            help="write results/bench/<kind>_<device>.json, the repository's committed results")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = _DTYPES[a.dtype or ("bf16" if device == "cuda" else "fp32")]
     try:
@@ -233,9 +447,23 @@ def main(argv: list[str] | None = None) -> Path:
         if unknown or not wanted:
             p.error(f"argument --variants: unknown variants {unknown}; choose from {sorted(configs)} or all")
         configs = {k: configs[k] for k in wanted}
+    if a.kind == "hf-decode" and a.clock == "cpu" and (device != "cpu" or torch.get_num_threads() != 1):
+        p.error("argument --clock: cpu needs a CPU and --threads 1")
     prov = provenance(device)
     peak = copy_bandwidth(device)
-    if a.kind == "decode":
+    extra = {}
+    if a.kind == "hf-decode":
+        import transformers
+        if a.clock == "cpu":
+            peak, flops = _cpu_ceilings(dtype)
+        else:
+            peak = max([peak] + [copy_bandwidth(device) for _ in range(2)])  # the best of three tries
+            flops = max(matmul_flops(device, dtype) for _ in range(3))
+        extra = {"transformers": transformers.__version__, "matmul_TFLOPs": flops / 1e12, "clock": a.clock}
+        rows = bench_decode_vs_hf(configs, contexts=a.contexts, batches=a.batches, dtype=dtype,
+                                  device=device, rounds=a.rounds, peak_bw=peak, peak_flops=flops,
+                                  clock=a.clock)
+    elif a.kind == "decode":
         rows = bench_decode(configs, contexts=a.contexts, batches=a.batches, dtype=dtype,
                             device=device, impls=a.impls, scopes=a.scopes,
                             min_run_time=a.min_run_time, peak=peak)
@@ -250,9 +478,13 @@ def main(argv: list[str] | None = None) -> Path:
         out = Path(a.out) if a.out else Path(tempfile.gettempdir()) / "tucker_lab_bench" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"kind": a.kind, "args": vars(a), "dtype": str(dtype).split(".")[-1],
-           "copy_bandwidth_GBps": peak / 1e9, **prov, "results": rows}
+           "copy_bandwidth_GBps": peak / 1e9, **prov, **extra, "results": rows}
     out.write_text(json.dumps(doc, indent=1))
-    print(format_table(a.kind, rows))
+    if a.kind == "hf-decode":
+        for r in rows:
+            print({k: r.get(k) for k in ("variant", "batch", "context", "ours_ms", "hf_ms", "ours_over_hf")})
+    else:
+        print(format_table(a.kind, rows))
     print(f"wrote {len(rows)} measurements to {out}")
     return out
 

@@ -158,6 +158,27 @@ class FactorCache:
         self._live = live
         return dict(live)
 
+    def views(self, data: Tensor | None = None) -> dict[str, Tensor]:
+        """Named views (B, S, *shape) of a buffer laid out like ``data`` (default ``data``
+        itself, all S_max positions)."""
+        data = self.data if data is None else data
+        out, off = {}, 0
+        for name, shape in self.shapes.items():
+            n = math.prod(shape)
+            out[name] = data[..., off:off + n].unflatten(-1, shape)
+            off += n
+        return out
+
+    def write_at(self, pos: Tensor, **factors: Tensor) -> dict[str, Tensor]:
+        """Static-shape write: one token's factors (B, 1, *shape) at position ``pos``, a
+        (1,) int64 tensor on the cache's device, in place (no host read of pos, so a
+        compiled step or a CUDA graph can replay it); returns views of every factor over
+        all S_max positions. ``seq_len`` is left to the caller (``StaticDecoder``)."""
+        B = self.batch_size
+        flat = torch.cat([factors[n].detach().reshape(B, 1, -1) for n in self.shapes], -1)
+        self.data.index_copy_(1, pos, flat.to(self.dtype))
+        return self.views()
+
     def packed(self) -> Tensor:
         """All factors of the tokens held, side by side: (B, seq_len, N) (with autograd
         history when the last write had it)."""

@@ -80,7 +80,7 @@ def _sdpa(q, k, v, scale, causal):
 
 def _folded(q, k, v, scale, mask, impl):
     """Attention of folded queries (B, L, G, E) against (B, S, G, E/F), G heads each,
-    under an optional (L, S) mask."""
+    under an optional (L, S) mask (or (1, S), the same for every query)."""
     if mask is None:
         return attend(q, k, v, scale=scale, causal=False, impl=impl)
     if impl == "einsum":
@@ -93,7 +93,7 @@ def _folded(q, k, v, scale, mask, impl):
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
-           impl: str = "auto") -> Tensor:
+           impl: str = "auto", key_mask: Tensor | None = None) -> Tensor:
     """Softmax attention with grouped KV heads, sequence-major.
 
     Args:
@@ -104,6 +104,9 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         causal: mask keys after each query (queries are the last T positions).
         impl: "auto" (flash -> SDPA), "flash", "sdpa", "einsum", or "triton" (the
             latent decode kernel for one-token multi-query steps, SDPA otherwise).
+        key_mask: optional (S,) bool, True for the keys every query may see (static-shape
+            decoding over a preallocated buffer: the slots filled so far). Not with causal;
+            runs on SDPA (einsum when asked for), since flash-attn takes no mask.
     Returns:
         (B, T, H, F).
     """
@@ -134,6 +137,13 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         raise ValueError(f"attend: KV heads G={k.shape[2]} must divide query heads H={H}")
     if causal and T > k.shape[1]:
         raise ValueError(f"attend: causal attention needs T <= S; got T={T}, S={k.shape[1]}")
+    if key_mask is not None:  # fold grouped heads as below; the mask broadcasts over queries
+        if causal:
+            raise ValueError("attend: key_mask replaces the causal mask; pass causal=False")
+        R = H // k.shape[2]
+        qf = q.view(B, T, k.shape[2], R, E).transpose(2, 3).reshape(B, T * R, k.shape[2], E)
+        y = _folded(qf, k, v, scale, key_mask[None], "einsum" if impl == "einsum" else "sdpa")
+        return y.view(B, T, R, k.shape[2], -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
     if impl == "triton":
         if k.shape[2] == 1 and T == 1:  # a decode step over one latent K/V stream
             from .kernels import latent_mqa_decode

@@ -8,6 +8,10 @@ number, z_j = x_j + i x_{j+n/2} is multiplied by exp(i p theta_j), so
 
 Angles are computed in float32 (float64 for float64 inputs), never in half
 precision: at position 10^5 a bfloat16 angle is off by hundreds of radians.
+For an int start position the cos/sin come from a table per (n, base, dtype,
+device), computed once by the same formula and grown as positions grow, so a
+decode step slices two rows instead of recomputing frequencies and cos/sin for
+q and again for k (same numbers, bit for bit).
 
 Layouts (where in the last dim the rotation acts)::
 
@@ -24,7 +28,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rope_angles", "rotate", "apply_rope", "positions", "rope_frequencies"]
+__all__ = ["rope_angles", "rotate", "apply_rope", "positions", "rope_frequencies", "rope_cos_sin"]
+
+_TABLES: dict[tuple, tuple[Tensor, Tensor]] = {}  # (n, base, dtype, device) -> cos, sin (L, n/2)
 
 
 def positions(start_pos: int, length: int, device=None) -> Tensor:
@@ -44,12 +50,28 @@ def rope_angles(pos: Tensor, n: int, base: float = 10000.0, dtype=torch.float32)
     return pos.to(dtype)[:, None] * theta[None, :]
 
 
-def rotate(x: Tensor, angles: Tensor) -> Tensor:
-    """Rotate the last dim of x (B, T, ..., n) by angles (T, n/2), half-split pairs."""
+def rope_cos_sin(start: int, length: int, n: int, base: float = 10000.0,
+                 dtype=torch.float32, device=None) -> tuple[Tensor, Tensor]:
+    """cos and sin of ``rope_angles`` for positions start..start+length-1, each
+    (length, n/2), sliced from a cached table (no copy); the table is built once per
+    (n, base, dtype, device) and doubled when a position beyond it is asked for."""
+    key = (n, float(base), dtype, torch.device(device if device is not None else "cpu"))
+    table = _TABLES.get(key)
+    end = start + length
+    if table is None or table[0].shape[0] < end:
+        size = max(end, 2 * (table[0].shape[0] if table is not None else 0), 256)
+        ang = rope_angles(torch.arange(size, device=key[3]), n, base, dtype)
+        table = _TABLES[key] = (ang.cos(), ang.sin())
+    return table[0][start:end], table[1][start:end]
+
+
+def rotate(x: Tensor, angles: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate the last dim of x (B, T, ..., n) by angles (T, n/2), or by their
+    (cos, sin), half-split pairs."""
     ndim_mid = x.ndim - 3  # axes between T and the feature axis, e.g. heads
-    ang = angles.view(angles.shape[0], *([1] * ndim_mid), angles.shape[1])
-    cos, sin = ang.cos(), ang.sin()
-    xf = x.to(angles.dtype)
+    cos, sin = angles if isinstance(angles, tuple) else (angles.cos(), angles.sin())
+    cos, sin = (c.view(c.shape[0], *([1] * ndim_mid), c.shape[1]) for c in (cos, sin))
+    xf = x.to(cos.dtype)
     x1, x2 = xf.chunk(2, dim=-1)
     # (x1 + i x2) * (cos + i sin)
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
@@ -80,20 +102,25 @@ def apply_rope(x: Tensor, pos: Tensor | int, *, base: float = 10000.0, layout: s
     _check_layout(n, layout, rope_dim)
     if isinstance(pos, bool) or not isinstance(pos, (int, Tensor)):
         raise TypeError(f"apply_rope: pos must be an int start position or a (T,) tensor; got {type(pos).__name__}")
-    if isinstance(pos, int):
-        pos = positions(pos, x.shape[1], device=x.device)
-    elif pos.shape != (x.shape[1],) or pos.is_complex() or pos.device != x.device:
+    if isinstance(pos, Tensor) and (pos.shape != (x.shape[1],) or pos.is_complex() or pos.device != x.device):
         raise ValueError(f"apply_rope: pos must be real positions of shape (T,) = ({x.shape[1]},) on {x.device}; "
                          f"got {pos.dtype} {tuple(pos.shape)} on {pos.device}")
     dt = _angle_dtype(x.dtype)
+    if isinstance(pos, int) and torch.compiler.is_compiling():  # keep the table out of graphs
+        pos = positions(pos, x.shape[1], device=x.device)
+
+    def angles(m):  # (T, m/2) angles, or their cached (cos, sin) for an int start
+        if isinstance(pos, int):
+            return rope_cos_sin(pos, x.shape[1], m, base, dt, x.device)
+        return rope_angles(pos, m, base, dt)
     if layout == "full":
-        return rotate(x, rope_angles(pos, n, base, dt))
+        return rotate(x, angles(n))
     if layout == "block":
         xb = x.unflatten(-1, (n // rope_dim, rope_dim))  # (B, T, ..., n/rope_dim, rope_dim)
-        return rotate(xb, rope_angles(pos, rope_dim, base, dt)).flatten(-2)
+        return rotate(xb, angles(rope_dim)).flatten(-2)
     if layout == "tail":
         keep, rot = x.split((n - rope_dim, rope_dim), dim=-1)
-        return torch.cat((keep, rotate(rot, rope_angles(pos, rope_dim, base, dt))), dim=-1)
+        return torch.cat((keep, rotate(rot, angles(rope_dim))), dim=-1)
     raise ValueError(f"layout must be 'full', 'block' or 'tail'; got {layout!r}")
 
 

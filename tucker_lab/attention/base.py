@@ -146,6 +146,27 @@ class AttentionModule(nn.Module):
                              "torch.autocast for mixed precision")
         return x.shape[0], x.shape[1]
 
+    def decode_static(self, x: Tensor, cache: FactorCache, pos: Tensor) -> Tensor:
+        """One decoding step with fixed shapes, as gpt-fast does: x (B, 1, C) is the
+        token at position ``pos``, a (1,) int64 tensor on x's device, with ``pos``
+        tokens already cached. Its factors are written at slot pos of the full
+        preallocated buffer, and attention reads all S_max slots under the mask
+        slot <= pos. No shape depends on pos, so ``torch.compile`` builds one graph
+        (one CUDA graph with mode="reduce-overhead") for every step;
+        ``tucker_lab.static_decode.StaticDecoder`` runs it and keeps ``cache.seq_len``.
+        Always the decoding algebra (absorbed MLA, factored TPA) on SDPA (einsum when
+        asked for); equals the eager step to round-off. Returns (B, 1, C)."""
+        valid = torch.arange(cache.max_seq_len, device=x.device) <= pos  # filled slots
+        return self._decode_static(x, cache, pos, valid)
+
+    def _decode_static(self, x: Tensor, cache: FactorCache, pos: Tensor, valid: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no static decode step")
+
+    @property
+    def static_impl(self) -> str:
+        """The kernel of the static step: masks rule out flash-attn and the Triton kernels."""
+        return "einsum" if self.impl == "einsum" else "sdpa"
+
     def head_projections(self) -> dict[str, Tensor]:
         """Per-head linear maps, at relative position 0 (RoPE = identity):
         W_q (H, C, E), W_k (H, C, E), W_v (H, C, F), W_o (H, F, C), such that the

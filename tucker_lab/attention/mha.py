@@ -13,7 +13,7 @@ from torch import Tensor
 from ..cache import FactorCache
 from ..config import MHAConfig
 from ..functional import attend
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, linear
 
 __all__ = ["GQAAttention"]
@@ -49,15 +49,28 @@ class GQAAttention(AttentionModule):
         q = self.w_q(x).view(B, T, H, D)
         k = self.w_k(x).view(B, T, G, D)
         v = self.w_v(x).view(B, T, G, D)
-        if cfg.rope:
-            pos = positions(start_pos, T, x.device)
-            q = apply_rope(q, pos, base=cfg.rope_base)
-            k = apply_rope(k, pos, base=cfg.rope_base)  # cached rotated
+        if cfg.rope:  # an int start position: cos/sin come from the cached table
+            q = apply_rope(q, start_pos, base=cfg.rope_base)
+            k = apply_rope(k, start_pos, base=cfg.rope_base)  # cached rotated
         if cache is not None:
             kv = cache.update(start_pos, k=k, v=v)
             k, v = kv["k"], kv["v"]  # (B, S, G, D)
         y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)  # (B, T, H, D)
         return self.w_o(y.reshape(B, T, H * D))
+
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B, H, G, D = x.shape[0], cfg.H, cfg.G, cfg.D
+        q = self.w_q(x).view(B, 1, H, D)
+        k = self.w_k(x).view(B, 1, G, D)
+        v = self.w_v(x).view(B, 1, G, D)
+        if cfg.rope:
+            q = apply_rope(q, pos, base=cfg.rope_base)
+            k = apply_rope(k, pos, base=cfg.rope_base)
+        f = cache.write_at(pos, k=k, v=v)  # (B, S_max, G, D) each
+        y = attend(q, f["k"], f["v"], scale=cfg.softmax_scale, causal=False, impl=self.static_impl,
+                   key_mask=valid)
+        return self.w_o(y.reshape(B, 1, H * D))
 
     def head_projections(self):
         C, H, G, D = self.cfg.C, self.cfg.H, self.cfg.G, self.cfg.D

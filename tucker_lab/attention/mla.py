@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..cache import FactorCache
 from ..config import MLAConfig
 from ..functional import attend
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, linear
 
 __all__ = ["MLAttention"]
@@ -60,7 +60,7 @@ class MLAttention(AttentionModule):
         self.w_uv = linear(R, H * Dv)
         self.w_o = linear(H * Dv, C)
 
-    def _queries(self, x: Tensor, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _queries(self, x: Tensor, pos: int | Tensor) -> tuple[Tensor, Tensor | None]:
         """q_nope (B, T, H, D) and rotated q_rope (B, T, H, D_rope) or None."""
         cfg = self.cfg
         B, T, _ = x.shape
@@ -76,7 +76,7 @@ class MLAttention(AttentionModule):
         q_rope = self.w_qr(c_q).view(B, T, cfg.H, cfg.D_rope)
         return q_nope, apply_rope(q_rope, pos, base=cfg.rope_base)
 
-    def _keys(self, x: Tensor, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _keys(self, x: Tensor, pos: int | Tensor) -> tuple[Tensor, Tensor | None]:
         """The cacheable factors: c_kv (B, S, R_kv) and rotated k_rope (B, S, D_rope) or None."""
         c_kv = self.kv_norm(self.w_dkv(x))
         if not self.cfg.D_rope:
@@ -94,7 +94,7 @@ class MLAttention(AttentionModule):
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
         H, D, Dv = cfg.H, cfg.D, cfg.D_v
-        pos = positions(start_pos, T, x.device)
+        pos = start_pos  # an int: RoPE slices its cached cos/sin table
         q_nope, q_rope = self._queries(x, pos)
         c_kv, k_rope = self._keys(x, pos)
         packed = None
@@ -112,25 +112,45 @@ class MLAttention(AttentionModule):
                 k = torch.cat((k, k_rope[:, :, None].expand(B, S, H, cfg.D_rope)), -1)
             y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
         else:
-            key_pos = positions(start_pos + T - S, S, x.device)  # the cache starts at 0
+            key_pos = start_pos + T - S  # the keys' first position (the cache starts at 0)
             y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed)
         return self.w_o(y.reshape(B, T, H * Dv))
 
-    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None) -> Tensor:
-        """Multi-query attention over the latent; returns per-head values (B, T, H, D_v)."""
-        cfg = self.cfg
+    def _decode_static(self, x, cache, pos, valid):
+        B = x.shape[0]
+        q_nope, q_rope = self._queries(x, pos)
+        c_kv, k_rope = self._keys(x, pos)
+        f = cache.write_at(pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
+        y = self._absorbed(q_nope, q_rope, f["c_kv"], f.get("k_rope"), pos, 0, cache.data,
+                           key_mask=valid, impl=self.static_impl)  # all S_max slots, masked
+        return self.w_o(y.reshape(B, 1, -1))
+
+    def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None,
+                  key_mask=None, impl=None) -> Tensor:
+        """Multi-query attention over the latent; per-head values (B, T, H, D_v)."""
+        cfg, impl = self.cfg, impl or self.impl
         H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
         q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
         k_lat = c_kv
-        if cfg.coupled_rope:  # RoPE over the latent: keys rotate on the fly, values stay unrotated
+        if cfg.coupled_rope:  # RoPE over the latent: keys rotate as read, values do not
             q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
             k_lat = apply_rope(c_kv, key_pos, base=cfg.rope_base)
         if k_rope is not None:
             q_lat = torch.cat((q_lat, q_rope), -1)  # (B, T, H, R_kv + D_rope)
-            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)  # (B, S, R_kv + D_rope)
-        y_lat = attend(q_lat, k_lat[:, :, None], c_kv[:, :, None], scale=cfg.softmax_scale,
-                       causal=cfg.causal, impl=self.impl)  # (B, T, H, R_kv): one K/V stream
+            # the key [c_kv, k_rope] (B, S, R_kv + D_rope): the cache's packed rows
+            k_lat = packed if packed is not None else torch.cat((k_lat, k_rope), -1)
+            # the value is the key's first R_kv dims: for SDPA, pass the packed key as
+            # the value too and keep the first R_kv output dims. Same memory read, and
+            # equal q/k/v head dims let SDPA take its fused kernel instead of the math
+            # fallback (at the price of D_rope wasted value columns). The einsum
+            # reference and the Triton kernel take unequal dims as they are.
+            v_lat = c_kv if impl in ("einsum", "triton") else k_lat
+        else:
+            v_lat = c_kv
+        y_lat = attend(q_lat, k_lat[:, :, None], v_lat[:, :, None],  # one K/V stream
+                       scale=cfg.softmax_scale, causal=cfg.causal and key_mask is None,
+                       impl=impl, key_mask=key_mask)[..., :R]  # (B, T, H, R_kv)
         return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
 
     def head_projections(self):

@@ -20,14 +20,15 @@ from torch import Tensor, nn
 from ..cache import FactorCache
 from ..config import TPAConfig
 from ..functional import attend, causal_mask, softmax
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, linear
 
 __all__ = ["TPAttention", "factored_attention"]
 
 
-def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *, scale: float,
-                       causal: bool) -> Tensor:
+def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
+                       scale: float, causal: bool,
+                       key_mask: Tensor | None = None) -> Tensor:
     """Attention computed from TPA factors without forming per-head keys or values
     (TPA paper App. A, eqs. A.2-A.3; FlashTPA decoding, Algorithm 2, without tiling).
 
@@ -36,29 +37,45 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
             a_q (B, T, R_q, H) or (R_q, H) and b_q (B, T, R_q, D).
         a_k, a_v: (B, S, R, H), or (R, H) for constant head factors.
         b_k, b_v: (B, S, R, D); b_k already rotated.
+        key_mask: optional (S,) bool, the keys every query may see (static shapes).
     Returns:
         (B, T, H, D).
-    Every product is a matmul, also at rank 1 (then an outer product).
+    The products over D and over the cache are matmuls, one per key or value rank,
+    which read b_k and b_v where they lie in the cache (no copy); the two contractions
+    over a rank with the head factors are elementwise products and sums, since as
+    matmuls they would be millions of R x 1 products.
     """
     S, R_k, R_v = b_k.shape[1], b_k.shape[2], b_v.shape[2]
-    a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # (B|1, S|1, R, H)
+    a_k, a_v = (a if a.ndim == 4 else a[None, None] for a in (a_k, a_v))  # B|1,S|1,R,H
+
+    def dots(x):  # x (B, T, n, D) against every cached b_k: (B, T, n, S, R_k);
+        B, T, n, D = x.shape  # a matmul per key rank reads b_k where it lies
+        x = x.reshape(B, T * n, D)
+        d = [x @ b_k[:, :, u].transpose(1, 2) for u in range(R_k)]  # (B, T n, S) each
+        return torch.stack(d, -1).view(B, T, n, S, R_k)
     if isinstance(q, tuple):
         a_q, b_q = q
         a_q = a_q if a_q.ndim == 4 else a_q[None, None]
-        P = torch.einsum("btrd,bsud->btrsu", b_q, b_k)  # head-shared feature dots (B, T, R_q, S, R_k)
-        g = (a_q.transpose(-1, -2) @ P.flatten(3)).unflatten(-1, (S, R_k)) / b_q.shape[2]
+        P = dots(b_q)  # head-shared feature dots (B, T, R_q, S, R_k)
+        g = a_q.transpose(-1, -2) @ P.flatten(3)  # (B, T, H, S R_k)
+        g = g.unflatten(-1, (S, R_k)) / b_q.shape[2]
     else:
-        g = torch.einsum("bthd,bsud->bthsu", q, b_k)  # KV-only
-    # g (B, T, H, S, R_k): query i against each key factor; contract with the key head factors
-    logits = (g.permute(0, 3, 2, 1, 4) @ a_k.transpose(-1, -2)[..., None])[..., 0]  # (B, S, H, T)
-    logits = logits.permute(0, 2, 3, 1) * (scale / R_k)  # (B, H, T, S)
+        g = dots(q)  # KV-only: per-head queries against each key factor
+    # g (B, T, H, S, R_k): query i against each key factor; contract with the key
+    # head factors a_k[b, s, u, h], as (B|1, H, 1, S|1, R_k)
+    a_kh = a_k.permute(0, 3, 1, 2)[:, :, None]
+    logits = (g.transpose(1, 2) * a_kh).sum(-1) * (scale / R_k)  # (B, H, T, S)
     if causal:
         T = logits.shape[2]
         logits = logits.masked_fill(~causal_mask(T, S, logits.device), float("-inf"))
-    p = softmax(logits)
-    # p[b,h,t,s] a_v[b,s,w,h]: a batched outer product, (B, S, H, T, R_v)
-    pa = p.to(b_v.dtype).permute(0, 3, 1, 2)[..., None] @ a_v.transpose(-1, -2)[..., None, :]
-    return torch.einsum("bshtw,bswd->bthd", pa, b_v) / R_v  # (B, T, H, D)
+    if key_mask is not None:
+        logits = logits.masked_fill(~key_mask, float("-inf"))
+    p = softmax(logits).to(b_v.dtype)  # (B, H, T, S)
+    B, H, T = p.shape[:3]
+    # sum_w (p[b,h,t,s] a_v[b,s,w,h]) @ b_v[b,s,w]: a matmul per value rank, in place
+    a_vh = a_v.permute(0, 2, 3, 1)[:, :, :, None]  # (B|1, R_v, H, 1, S|1)
+    y = sum((p * a_vh[:, w]).flatten(1, 2) @ b_v[:, :, w] for w in range(R_v))  # B,HT,D
+    return y.view(B, H, T, -1).transpose(1, 2) / R_v  # (B, T, H, D)
 
 
 class TPAttention(AttentionModule):
@@ -84,7 +101,7 @@ class TPAttention(AttentionModule):
         self.ranks = ranks
         self.w_o = linear(H * D, C)
 
-    def factors(self, x: Tensor, name: str, pos: Tensor | None) -> tuple[Tensor, Tensor]:
+    def factors(self, x: Tensor, name: str, pos: int | Tensor | None) -> tuple[Tensor, Tensor]:
         """Head factor a (B, T, R, H) or (R, H), and feature factor b (B, T, R, D),
         RoPE-rotated when ``pos`` is given."""
         cfg = self.cfg
@@ -115,7 +132,7 @@ class TPAttention(AttentionModule):
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
         H, D = cfg.H, cfg.D
-        pos = positions(start_pos, T, x.device) if cfg.rope else None
+        pos = start_pos if cfg.rope else None  # an int: RoPE slices its cached cos/sin table
         a_k, b_k = self.factors(x, "k", pos)
         a_v, b_v = self.factors(x, "v", None)  # values carry no position
         if cache is not None:
@@ -140,6 +157,23 @@ class TPAttention(AttentionModule):
         else:
             y = factored_attention(q, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale, causal=cfg.causal)
         return self.w_o(y.reshape(B, T, H * D))
+
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B, H, D = x.shape[0], cfg.H, cfg.D
+        a_k, b_k = self.factors(x, "k", pos if cfg.rope else None)
+        a_v, b_v = self.factors(x, "v", None)
+        f = cache.write_at(pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}), b_k=b_k, b_v=b_v)
+        if cfg.contextual_a:
+            a_k, a_v = f["a_k"], f["a_v"]  # (B, S_max, R, H)
+        if cfg.kv_only:
+            q = self.w_q(x).view(B, 1, H, D)
+            q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
+        else:
+            q = self.factors(x, "q", pos if cfg.rope else None)
+        y = factored_attention(q, a_k, f["b_k"], a_v, f["b_v"], scale=cfg.softmax_scale, causal=False,
+                               key_mask=valid)
+        return self.w_o(y.reshape(B, 1, H * D))
 
     def head_projections(self):
         cfg = self.cfg

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..cache import FactorCache
 from ..config import TuckerConfig
 from ..functional import attend
-from ..rope import apply_rope, positions
+from ..rope import apply_rope
 from .base import AttentionModule, fan_in_normal_
 
 __all__ = ["TuckerAttention", "ROPE_LAYOUT"]
@@ -68,33 +68,44 @@ class TuckerAttention(AttentionModule):
         fan_in_normal_(self.core_vo, cfg.H * rv)  # summed over H heads of r_v dims
         fan_in_normal_(self.U_o, ro)
 
-    def head_cores(self) -> tuple[Tensor, Tensor]:
-        """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head.
+    def _fold(self) -> tuple[Tensor, Tensor]:
+        """The folded cores as two matrices: M_qk (r_q, H r_k), whose column block i is
+        T_qk[i], and M_vo (H r_v, r_o), whose row block i is T_vo[i]^T."""
+        H, (_, rq, rk), (_, ro, rv) = self.cfg.H, self.cfg.ranks_qk, self.cfg.ranks_vo
+        M_qk = torch.einsum("hs,sqk->qhk", self.U_head_qk, self.core_qk).reshape(rq, H * rk)
+        M_vo = torch.einsum("hs,sov->hvo", self.U_head_vo, self.core_vo).reshape(H * rv, ro)
+        return M_qk, M_vo
+
+    def core_matrices(self) -> tuple[Tensor, Tensor]:
+        """M_qk (r_q, H r_k) and M_vo (H r_v, r_o): the cores folded with U_head, laid
+        out so that the queries are (x U_q) M_qk and the output (y flattened over
+        heads) M_vo, two plain matmuls.
 
         Outside autograd (inference, decoding) the fold is kept and reused until a
-        parameter changes, so a decode step does not pay H r_head r_q r_k again.
-        Under torch.compile the fold is recomputed (a few small einsums the compiler
-        fuses into the graph): the reuse key reads storage addresses, which a traced
-        graph must not depend on."""
-        if torch.compiler.is_compiling():
-            return (torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk),
-                    torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo))
+        parameter changes, so a decode step does not pay H r_head r_q r_k again, nor
+        copy the cores into an einsum's layout. Under torch.compile the fold is recomputed
+        (the reuse key reads storage addresses, which a traced graph must not depend on)."""
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._fold()
         parts = (self.U_head_qk, self.core_qk, self.U_head_vo, self.core_vo)
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in parts)
-        if torch.is_grad_enabled() or self._folded is None or self._folded[0] != key:
-            T_qk = torch.einsum("hs,sqk->hqk", self.U_head_qk, self.core_qk)
-            T_vo = torch.einsum("hs,sov->hov", self.U_head_vo, self.core_vo)
-            if torch.is_grad_enabled():
-                return T_qk, T_vo
-            self._folded = (key, T_qk, T_vo)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parts)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, *self._fold())
         return self._folded[1], self._folded[2]
+
+    def head_cores(self) -> tuple[Tensor, Tensor]:
+        """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head
+        (views of ``core_matrices()``, so reused outside autograd as they are)."""
+        H, (_, rq, rk), (_, ro, rv) = self.cfg.H, self.cfg.ranks_qk, self.cfg.ranks_vo
+        M_qk, M_vo = self.core_matrices()
+        return M_qk.view(rq, H, rk).transpose(0, 1), M_vo.view(H, rv, ro).transpose(1, 2)
 
     def latents(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Unrotated key latent x U_k (B, S, r_k) and value latent x U_v (B, S, r_v)."""
         k = x @ self.U_k
         return k, (k if self.U_v is None else x @ self.U_v)
 
-    def rope(self, t: Tensor, pos: Tensor) -> Tensor:
+    def rope(self, t: Tensor, pos: int | Tensor) -> Tensor:
         """Latent RoPE on the last (r_k) dim of t (B, T, ..., r_k)."""
         cfg = self.cfg
         return apply_rope(t, pos, base=cfg.rope_base, layout=ROPE_LAYOUT[cfg.rope_layout],
@@ -110,11 +121,11 @@ class TuckerAttention(AttentionModule):
         of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
-        T = x.shape[1]
-        T_qk, T_vo = self.head_cores()
-        q = torch.einsum("btq,hqk->bthk", x @ self.U_q, T_qk)  # (B, T, H, r_k)
+        B, T, _ = x.shape
+        M_qk, M_vo = self.core_matrices()
+        q = ((x @ self.U_q) @ M_qk).view(B, T, cfg.H, cfg.r_k)  # x U_q T_i for every head i
         k, v = self.latents(x)  # (B, T, r_k), (B, T, r_v)
-        pos = positions(start_pos, T, x.device)
+        pos = start_pos  # an int: RoPE slices its cached cos/sin table
         if cfg.rope:
             q = self.rope(q, pos)
         if self.U_v is not None:  # separate latents: cache the key rotated, once
@@ -127,11 +138,30 @@ class TuckerAttention(AttentionModule):
                 k = v = cache.update(start_pos, kv_latent=k)["kv_latent"]
             if cfg.rope:
                 S = k.shape[1]
-                k = self.rope(k, positions(start_pos + T - S, S, x.device))
+                k = self.rope(k, start_pos + T - S)  # the keys' first position
         # multi-query attention in the latent: one K/V stream for all heads
         y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale,
                    causal=cfg.causal, impl=self.impl)  # (B, T, H, r_v)
-        return torch.einsum("bthv,hov->bto", y, T_vo) @ self.U_o.T
+        return (y.reshape(B, T, -1) @ M_vo) @ self.U_o.T  # sum_i y_i T~_i^T, then U_o^T
+
+    def _decode_static(self, x, cache, pos, valid):
+        cfg = self.cfg
+        B = x.shape[0]
+        M_qk, M_vo = self.core_matrices()
+        q = ((x @ self.U_q) @ M_qk).view(B, 1, cfg.H, cfg.r_k)
+        k, v = self.latents(x)
+        if cfg.rope:
+            q = self.rope(q, pos)
+        if self.U_v is not None:
+            k = self.rope(k, pos) if cfg.rope else k
+            f = cache.write_at(pos, k_latent=k, v_latent=v)
+            k, v = f["k_latent"], f["v_latent"]  # (B, S_max, r_k), (B, S_max, r_v)
+        else:
+            k = v = cache.write_at(pos, kv_latent=k)["kv_latent"]
+            k = self.rope(k, 0) if cfg.rope else k  # every slot rotated by its position
+        y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale, causal=False,
+                   impl=self.static_impl, key_mask=valid)
+        return (y.reshape(B, 1, -1) @ M_vo) @ self.U_o.T
 
     def head_projections(self):
         T_qk, T_vo = self.head_cores()

@@ -102,4 +102,4 @@ def keys(chapter: int | None = None) -> list[str]:
 
 
 # chapters register their exercises on import
-from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14  # noqa: E402,F401
+from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14, ch15  # noqa: E402,F401,E501

@@ -12,7 +12,7 @@ On a machine without a GPU the kernels run in Triton's interpreter: set
 interpreter mishandles bf16). Import is lazy: ``available()`` says whether Triton
 can run here.
 
-See: book/09_decoding, book/14_performance.
+See: book/09_decoding, book/15_performance.
 """
 from __future__ import annotations
 
