@@ -138,10 +138,12 @@ def function_cases(fz: Fuzz):
     fz.kwargs("rank_profile", tkl.rank_profile, dict(layer_or_model=layer),
               {"energies": [None, (), (0.9, 1.5), (0.0,), "0.9", (True,)]})
     fz.kwargs("to_gqa", tkl.to_gqa, dict(layer=mha, n_kv_heads=2), {
-        "layer": not_layers + [tkl.build_attention(CASES["gqa"])], "n_kv_heads": bad_ints(1, hi=4) + [3],
+        "layer": not_layers + [tkl.build_attention(CASES["mla"])], "n_kv_heads": bad_ints(1, hi=4) + [3],
         "method": ["median", None]})
     fz.kwargs("to_mla", tkl.to_mla, dict(layer=layer, kv_rank=4), {
-        "layer": not_layers + [mha], "kv_rank": bad_ints(1, hi=24)}, names={"layer": ("layer", "RoPE")})
+        "layer": not_layers + [tkl.build_attention(CASES["tpa"])], "kv_rank": bad_ints(1, hi=24)},
+        names={"layer": ("layer", "RoPE")})
+    fz.add("to_mla(rope, odd kv_rank)", "kv_rank", lambda: tkl.to_mla(mha, 3))  # coupled RoPE rotates pairs
     fz.kwargs("from_hf", tkl.from_hf, dict(module=lin), {"module": [lin, None, mha]})
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 5, 2, 8), torch.randn(2, 5, 2, 6)
     fz.kwargs("attend", tkl.attend, dict(q=q, k=k, v=v, scale=0.3, causal=True), {
@@ -254,8 +256,35 @@ def module_cases(fz: Fuzz):
         "cfg": [None, {"steps": 1}], "callback": [3, "print"]})
 
 
+def pretrained_cases(fz: Fuzz):
+    """load_pretrained and perplexity (their checks run before any download or forward),
+    StaticDecoder, and the factored tensor functions."""
+    fz.kwargs("load_pretrained", tkl.load_pretrained, dict(name_or_path="smollm2-135m"), {
+        "name_or_path": [3, None, "no-such-model", ["smollm2-135m"]], "source": ["ftp", 3, None],
+        "dtype": [torch.int64, "float32", 3]})
+    model = tkl.TinyLM(tkl.LMConfig(vocab_size=11, n_layers=1, attention=CASES["gqa"], max_seq_len=16))
+    ids = torch.randint(0, 11, (12,))
+    fz.kwargs("perplexity", tkl.perplexity, dict(model=model, token_ids=ids, window=8, progress=False), {
+        "model": [None, "model", torch.randn(3)], "token_ids": [None, ids.tolist(), ids.float(), ids[None], ids[:5]],
+        "window": bad_ints(2), "stride": [0, -1, 1.5, "2", True, 8]},
+        names={"token_ids": ("token_ids", "window")})
+    layer = tkl.build_attention(CASES["gqa"])
+    fz.kwargs("StaticDecoder", tkl.StaticDecoder, dict(layer=layer, cache=layer.new_cache(1, 4), compile=False), {
+        "layer": [None, nn.Linear(2, 2)], "cache": [None, {"k": 1}, tkl.build_attention(CASES["tpa"]).new_cache(1, 4)],
+        "compile": ["yes", 1, None]})
+    A, B = torch.randn(3, 5, 2), torch.randn(3, 4, 2)
+    fz.kwargs("tensor.factored_singular_values", tkl.tensor.factored_singular_values, dict(A=A, B=B), {
+        "A": [None, A.tolist(), A[0], A.long(), torch.randn(2, 5, 2)],
+        "B": [None, B[0], torch.randn(3, 4, 3), B.to(META)]})
+    fz.kwargs("tensor.factored_tucker", tkl.tensor.factored_tucker, dict(A=A, B=B, ranks=(2, 3, 3)), {
+        "A": [None, A[0]], "B": [None, torch.randn(3, 4, 3)], "ranks": [(2, 3), (0, 3, 3), (4, 3, 3), (2, 3, 9), "233"],
+        "method": ["svd", None], "modes": [(3,), (), "01", (True,)], "n_iter_max": [-1, 1.5],
+        "tol": [-1.0, "0", NAN]}, names={"ranks": ("rank", "ranks")})
+
+
 def all_cases():
     fz = Fuzz()
+    pretrained_cases(fz)
     config_cases(fz)
     function_cases(fz)
     tensor_cases(fz)

@@ -106,7 +106,7 @@ def load_pretrained(name_or_path: str = "smollm2-135m", *, source: str = "pypi",
     elif "/" in str(name_or_path) and not Path(name_or_path).exists():
         folder = str(name_or_path)  # a hub id
     else:
-        raise ValueError(f"load_pretrained: {name_or_path!r} is neither a known offline model "
+        raise ValueError(f"load_pretrained: name_or_path {name_or_path!r} is neither a known offline model "
                          f"({', '.join(PRETRAINED)}), nor a local folder, nor a hub id 'owner/name'")
     try:
         model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
@@ -155,6 +155,9 @@ def perplexity(model: nn.Module, token_ids: Tensor, *, window: int = 512, stride
     past. A window's first token has no context inside it, so windows must overlap:
     ``stride <= window - 1``. Works for a TinyLM and a transformers causal LM.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"perplexity: model must be an nn.Module (a TinyLM or a transformers causal LM); "
+                        f"got {type(model).__name__}")
     check_int("perplexity", "window", window, 2)
     stride = window // 2 if stride is None else stride
     check_int("perplexity", "stride", stride, 1)

@@ -40,8 +40,16 @@ class StaticDecoder:
 
     def __init__(self, layer, cache: FactorCache, *, compile: bool = True,
                  backend="inductor", mode: str | None = None):
+        from .attention.base import AttentionModule
+        if not isinstance(layer, AttentionModule):
+            raise TypeError(f"StaticDecoder: layer must be a tucker_lab attention layer; got {type(layer).__name__}")
+        if not isinstance(cache, FactorCache):
+            raise TypeError(f"StaticDecoder: cache must be a FactorCache (layer.new_cache(...)); "
+                            f"got {type(cache).__name__}")
+        if not isinstance(compile, bool):
+            raise TypeError(f"StaticDecoder: compile must be a bool; got {compile!r}")
         if cache.shapes != layer.cfg.cache_shapes():
-            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the "
+            raise ValueError(f"StaticDecoder: the cache holds {cache.shapes} but the layer's "
                              f"layer caches {layer.cfg.cache_shapes()}; use "
                              "layer.new_cache(...)")
         self.layer, self.cache = layer, cache

@@ -104,6 +104,15 @@ def _mode_gram(A: Tensor, B: Tensor, mode: int) -> Tensor:
     return torch.einsum("hie,hef,hjf->ij", X, Y.transpose(1, 2) @ Y, X)  # sum_i X_i (Y_i^T Y_i) X_i^T
 
 
+def _check_factors(owner: str, A, B) -> None:
+    from .config import check_tensor
+    check_tensor(owner, "A", A, ndim=3, dtype="floating")
+    check_tensor(owner, "B", B, ndim=3, dtype="floating", device=A.device)
+    if A.shape[0] != B.shape[0] or A.shape[2] != B.shape[2] or 0 in A.shape or 0 in B.shape:
+        raise ValueError(f"{owner}: A must be (H, I, d) and B (H, J, d), non-empty; got "
+                         f"A {tuple(A.shape)} and B {tuple(B.shape)}")
+
+
 def factored_singular_values(A: Tensor, B: Tensor) -> list[Tensor]:
     """The multilinear singular values of W[i] = A[i] B[i]^T without forming W.
 
@@ -117,9 +126,7 @@ def factored_singular_values(A: Tensor, B: Tensor) -> list[Tensor]:
     the relative noise floor of the smallest values near 1e-8 of the largest, far below
     anything energy ranks look at. Descending, as ``multilinear_singular_values``.
     """
-    if A.ndim != 3 or B.ndim != 3 or A.shape[0] != B.shape[0] or A.shape[2] != B.shape[2]:
-        raise ValueError(f"factored_singular_values: A must be (H, I, d) and B (H, J, d); got "
-                         f"{tuple(A.shape)} and {tuple(B.shape)}")
+    _check_factors("factored_singular_values", A, B)
     A, B = A.double(), B.double()
     grams = [_mode_gram(A, B, n) for n in range(3)]
     H, I, J = A.shape[0], A.shape[1], B.shape[1]
@@ -153,7 +160,15 @@ def factored_tucker(A: Tensor, B: Tensor, ranks, *, modes=(0, 1, 2), method: str
     ``modes`` keep the identity. Returns (core (r_0, r_1, r_2), [U_0, U_1, U_2]) in float64.
     """
     if method not in ("hosvd", "hooi"):
-        raise ValueError(f"method must be 'hosvd' or 'hooi'; got {method!r}")
+        raise ValueError(f"factored_tucker: method must be 'hosvd' or 'hooi'; got {method!r}")
+    _check_factors("factored_tucker", A, B)
+    if (not isinstance(modes, (tuple, list)) or not modes
+            or not all(isinstance(m, int) and not isinstance(m, bool) and 0 <= m <= 2 for m in modes)):
+        raise ValueError(f"factored_tucker: modes must be a non-empty tuple of 0, 1, 2; got {modes!r}")
+    from .config import check_int
+    check_int("factored_tucker", "n_iter_max", n_iter_max, 0)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"factored_tucker: tol must be a number >= 0; got {tol!r}")
     A, B = A.double(), B.double()
     H, I, J = A.shape[0], A.shape[1], B.shape[1]
     ranks = check_ranks((H, I, J), ranks)
