@@ -67,11 +67,6 @@ def test_cli_prints_a_table_and_writes_to_results_only_when_asked(capsys, tmp_pa
     assert [float(row[4]) for row in table] == pytest.approx([r["median_ms"] for r in doc["results"]], abs=1e-4)
     saved = bench.main(common + ["--save"])
     assert saved == Path("results") / "bench" / out.name and (tmp_path / saved).exists()
-def test_unknown_variant_is_rejected():
-    with pytest.raises(SystemExit, match="unknown variants"):
-        bench.main(["decode", "--variants", "Linformer"])
-
-
 @pytest.mark.parametrize("clock", ["wall", "cpu"])
 def test_hf_decode_compares_the_same_step(clock, tmp_path):
     """bench hf-decode: transformers' layer and ours compute the same step (same weights),
