@@ -195,7 +195,7 @@ METRICS = ("val_loss", "val_accuracy")
 
 
 def main(argv: list[str] | None = None):
-    from ._cli import nonnegative_int
+    from ._cli import nonnegative_int, positive_int
     p = argparse.ArgumentParser(prog="python -m tucker_lab.experiments", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sweep", help="train variants x ranks; write results JSON")
@@ -210,10 +210,14 @@ def main(argv: list[str] | None = None):
     r = sub.add_parser("pretrained", help="compress SmolLM2-135M (offline): perplexity frontier and decode "
                        "table -> results JSON + PNG")
     r.add_argument("--out", default="results/pretrained/smollm2_frontier.json", help="JSON path (PNG beside it)")
-    r.add_argument("--eval-tokens", type=int, default=512, help="tokens of each held-out text (>= --window)")
-    r.add_argument("--window", type=int, default=256, help="perplexity window in tokens")
-    r.add_argument("--fit-steps", type=int, default=25, help="Adam steps of the layer-wise recovery (0: none)")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    r.add_argument("--eval-tokens", type=positive_int, default=512,
+                   help="tokens of each held-out text, an integer >= --window (default 512)")
+    r.add_argument("--window", type=positive_int, default=256, help="perplexity window in tokens, >= 2 (default 256)")
+    r.add_argument("--fit-steps", type=nonnegative_int, default=25,
+                   help="Adam steps of the layer-wise recovery, an integer >= 0 (0: none; default 25)")
+    r.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    r.add_argument("--families", nargs="+", default=None, choices=["tucker-hosvd", "tucker-hooi", "gqa-svd", "mla-svd"],
+                   help="any of tucker-hosvd tucker-hooi gqa-svd mla-svd (default: all)")
     q = sub.add_parser("plot", help="draw the frontier of a results JSON")
     q.add_argument("results", help="a results JSON written by sweep")
     q.add_argument("--metric", choices=METRICS, default=None,
@@ -234,10 +238,11 @@ def main(argv: list[str] | None = None):
         print(f"wrote {len(doc['runs'])} runs to {out}")
         return out
     if a.cmd == "pretrained":
-        from .real_model import frontier_table, run
-        if a.eval_tokens < a.window or a.window < 2 or a.fit_steps < 0:
-            p.error("need --eval-tokens >= --window >= 2 and --fit-steps >= 0")
-        doc = run(a.out, n_eval=a.eval_tokens, window=a.window, fit_steps=a.fit_steps, threads=a.threads)
+        from .real_model import FAMILIES, frontier_table, run
+        if a.eval_tokens < a.window or a.window < 2:
+            r.error(f"argument --window: need 2 <= --window <= --eval-tokens; got {a.window} and {a.eval_tokens}")
+        doc = run(a.out, n_eval=a.eval_tokens, window=a.window, fit_steps=a.fit_steps, threads=a.threads,
+                  families=tuple(a.families or FAMILIES))
         for row in frontier_table(doc) + doc["decode"]["rows"]:
             print(row)
         print(f"wrote {a.out} and {Path(a.out).with_suffix('.png')}")

@@ -321,8 +321,19 @@ def run(out: str, *, fractions=FRACTIONS, families=FAMILIES, n_eval: int = 512, 
     doc = frontier(lm, tok, families=families, fractions=fractions, n_eval=n_eval, window=window,
                    fit_steps=fit_steps, keep=keep, on_run=save)
     doc["seconds_total"] = time.perf_counter() - t0
-    # the decode table: the original, its exact Tucker form and the kept recovered models
+    # the decode table: the original, its exact Tucker form and recovered compressed models (the
+    # frontier's where it measured them, else built and recovered here alike)
     named = {"original (GQA)": lm, "exact Tucker": exact_tucker(lm), **doc.pop("models")}
+    total = attention_params(lm)
+    io = None
+    for fam, frac in keep:
+        s = choose(family_ladder(lm, fam), int(frac * total))
+        name = f"{fam} {s.label} ({100 * s.params / total:.0f}%)"
+        if name not in named:
+            io = io or layer_io(lm, calibration_tokens(tok, 8, 128))
+            named[name] = replace_layers(lm, s)
+            if fit_steps:
+                fit_layers(named[name], io, steps=fit_steps)
     prompt = tok("The history of the printing press", return_tensors="pt").input_ids[0]
     table = decode_table(named, prompt, new_tokens=decode_tokens)
     ids = eval_tokens(tok, "python-docs", n_eval)
