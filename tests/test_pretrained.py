@@ -235,7 +235,7 @@ def test_smollm2_every_family_at_matched_budgets(smol):
     hf, tok, lm = smol
     total = rm.attention_params(lm)
     ids = tok("Attention is all you need", return_tensors="pt").input_ids
-    for family in rm.FAMILIES:
+    for family in ("tucker-hosvd", "gqa-svd", "mla-svd"):  # HOOI: the same ladder, tested on small models
         s = rm.choose(rm.family_ladder(lm, family), total)  # the largest at 100%
         m = rm.replace_layers(lm, s)
         assert rm.attention_params(m) == s.params <= total
