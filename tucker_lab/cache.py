@@ -126,8 +126,8 @@ class FactorCache:
                              f"max_seq_len={self.max_seq_len}")
 
     def update(self, start_pos: int, **factors: Tensor) -> dict[str, Tensor]:
-        """Write factors (B, T, *shape) at positions start_pos..start_pos+T-1 and return
-        every factor up to the new fill level, (B, start_pos + T, *shape): views of the
+        """Write factors ``(B, T, *shape)`` at positions start_pos..start_pos+T-1 and return
+        every factor up to the new fill level, ``(B, start_pos + T, *shape)``: views of the
         buffer, or, when a factor carries autograd history, the concatenation of what
         was written (exact gradients through the cache; see the class docstring)."""
         if set(factors) != set(self.buffers):
@@ -159,7 +159,7 @@ class FactorCache:
         return dict(live)
 
     def views(self, data: Tensor | None = None) -> dict[str, Tensor]:
-        """Named views (B, S, *shape) of a buffer laid out like ``data`` (default ``data``
+        """Named views ``(B, S, *shape)`` of a buffer laid out like ``data`` (default ``data``
         itself, all S_max positions)."""
         data = self.data if data is None else data
         out, off = {}, 0
@@ -170,7 +170,7 @@ class FactorCache:
         return out
 
     def write_at(self, pos: Tensor, **factors: Tensor) -> dict[str, Tensor]:
-        """Static-shape write: one token's factors (B, 1, *shape) at position ``pos``, a
+        """Static-shape write: one token's factors ``(B, 1, *shape)`` at position ``pos``, a
         (1,) int64 tensor on the cache's device, in place (no host read of pos, so a
         compiled step or a CUDA graph can replay it); returns views of every factor over
         all S_max positions. ``seq_len`` is left to the caller (``StaticDecoder``)."""

@@ -164,7 +164,8 @@ class AttentionModule(nn.Module):
 
     @property
     def static_impl(self) -> str:
-        """The kernel of the static step: masks rule out flash-attn and the Triton kernels."""
+        """Which kernel the static step uses ("sdpa" or "einsum"; its masks rule out flash-attn
+        and the Triton kernels)."""
         return "einsum" if self.impl == "einsum" else "sdpa"
 
     def head_projections(self) -> dict[str, Tensor]:
