@@ -38,7 +38,7 @@ from .models import TinyLM, generate
 from .pretrained import eval_tokens, perplexity
 from .tensor import energy_rank
 
-__all__ = ["FAMILIES", "FRACTIONS", "attention_params", "family_ladder", "choose", "replace_layers",
+__all__ = ["FAMILIES", "FRACTIONS", "Setting", "attention_params", "family_ladder", "choose", "replace_layers",
            "layer_io", "fit_layers", "calibration_tokens", "frontier", "plot_frontier", "frontier_table",
            "decode_table", "exact_tucker", "run"]
 
