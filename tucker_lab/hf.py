@@ -133,7 +133,7 @@ def lm_from_hf(model: nn.Module, tokenizer=None, *, max_seq_len: int | None = No
             lm.lm_head.weight.copy_(model.lm_head.weight)
         lm.norm_f.weight.copy_(body.norm.weight)
         for mine, theirs, attn in zip(lm.blocks, body.layers, layers):
-            mine.attn.load_state_dict(attn.state_dict())
+            mine.attn = attn  # already the imported layer, same config as cfg.attention
             mine.norm_attn.weight.copy_(theirs.input_layernorm.weight)
             mine.norm_mlp.weight.copy_(theirs.post_attention_layernorm.weight)
             for a, b in (("w_gate", "gate_proj"), ("w_up", "up_proj"), ("w_down", "down_proj")):

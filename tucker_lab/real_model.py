@@ -325,9 +325,9 @@ def run(out: str, *, fractions=FRACTIONS, families=FAMILIES, n_eval: int = 512, 
     # frontier's where it measured them, else built and recovered here alike)
     named = {"original (GQA)": lm, "exact Tucker": exact_tucker(lm), **doc.pop("models")}
     total = attention_params(lm)
-    io = None
+    io, profile = None, rank_profile(lm, energies=(0.9,))  # once, not once per ladder
     for fam, frac in keep:
-        s = choose(family_ladder(lm, fam), int(frac * total))
+        s = choose(family_ladder(lm, fam, profile), int(frac * total))
         name = f"{fam} {s.label} ({100 * s.params / total:.0f}%)"
         if name not in named:
             io = io or layer_io(lm, calibration_tokens(tok, 8, 128))
