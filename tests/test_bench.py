@@ -5,8 +5,31 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 import tucker_lab as tkl
 from tucker_lab import bench
+from cases import CASES
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.causal])
+def test_decode_step_times_what_every_layer_exposes(name):
+    """bench needs nothing per variant: the step rewinds its cache, so every timed call is
+    the same step, and the core is the attention part of that step."""
+    layer = tkl.build_attention(CASES[name]).to(torch.float64)
+    x = torch.randn(2, 1, layer.cfg.d_model, dtype=torch.float64)
+    core, step, cache = bench.decode_step(layer, 2, 5, x)
+    with torch.no_grad():
+        first, again = step(), step()
+        assert cache.seq_len == 6
+        torch.testing.assert_close(again, first, rtol=0, atol=0)
+        y = core()  # token 4 over the 5 random cached tokens
+        assert cache.seq_len == 5 and y.shape[:3] == (2, 1, layer.cfg.H)
+        # the same as the step's attention when token 5 is the query (recomputed by hand)
+        cache.truncate(5)
+        layer(x, cache=cache)
+        torch.testing.assert_close(layer.output(layer.decode_core(layer.decode_query(x, 5), cache)), first,
+                                   rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["decode", "prefill"])

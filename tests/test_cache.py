@@ -139,6 +139,43 @@ def test_factor_cache_basics():
     assert "seq_len=3" in repr(c)
 
 
+@pytest.mark.parametrize("name", CAUSAL)
+@pytest.mark.parametrize("impl", ["sdpa", "einsum"])
+def test_decode_core_is_the_last_row_of_the_full_forward(name, impl):
+    """What bench times as the "core" of a step, layer.decode_core over the cache with the
+    query from layer.decode_query, composed with layer.output, is the full forward's row."""
+    layer = tkl.build_attention(CASES[name], impl=impl).to(F64)
+    x = torch.randn(2, 9, layer.cfg.d_model, dtype=F64)
+    full = layer(x)
+    cache = layer.new_cache(2, 9)
+    with torch.no_grad():
+        layer(x, cache=cache)
+        for T in (1, 3):  # a decode step, and a chunk: the last T rows
+            y = layer.output(layer.decode_core(layer.decode_query(x[:, -T:], 9 - T), cache))
+            torch.testing.assert_close(y, full[:, -T:], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gqa", "mla-q", "tpa", "tucker-shared"])
+def test_truncate_rewinds_decoding(name):
+    """After truncate(n) the cache decodes as if only n tokens had been written."""
+    layer = tkl.build_attention(CASES[name]).to(F64)
+    x = torch.randn(2, 8, layer.cfg.d_model, dtype=F64)
+    y = torch.randn(2, 3, layer.cfg.d_model, dtype=F64)  # another continuation of x[:, :5]
+    cache = layer.new_cache(2, 8)
+    with torch.no_grad():
+        layer(x, cache=cache)
+        cache.truncate(5)
+        assert cache.seq_len == 5 and cache.nbytes() == 2 * 5 * layer.cfg.kv_cache_bytes_per_token(F64)
+        got = layer(y, cache=cache)
+        torch.testing.assert_close(got, layer(torch.cat((x[:, :5], y), 1))[:, 5:], rtol=0, atol=1e-10)
+        read = cache.read()
+        assert set(read) == set(cache.shapes) and all(t.shape[1] == 8 for t in read.values())
+    with pytest.raises(ValueError, match=r"truncate.seq_len must be an integer in \[0, 8\]; got 9"):
+        cache.truncate(9)
+    with pytest.raises(ValueError, match=r"in \[0, 8\]; got -1"):
+        cache.truncate(-1)
+
+
 def test_tucker_folds_its_cores_once_for_inference():
     """Outside autograd the folded cores T_i are kept until a parameter changes."""
     from torch.utils.flop_counter import FlopCounterMode

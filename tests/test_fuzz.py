@@ -10,7 +10,6 @@ message must name the argument (or the config field). Nothing may be accepted si
 """
 import math
 
-import pytest
 import torch
 from torch import nn
 

@@ -30,12 +30,10 @@ from pathlib import Path
 import torch
 import torch.utils.benchmark as tb
 
-from .attention import MLAttention, TPAttention, TuckerAttention, build_attention
-from .attention.tpa import factored_attention
+from .attention import build_attention
 from .config import standard_configs
-from .functional import attend
 
-__all__ = ["provenance", "copy_bandwidth", "matmul_flops", "bench_decode", "bench_prefill", "format_table",
+__all__ = ["provenance", "copy_bandwidth", "matmul_flops", "decode_step", "bench_decode", "bench_prefill", "format_table",
            "hf_counterpart", "bench_decode_vs_hf", "main"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -97,39 +95,30 @@ def matmul_flops(device: str, dtype: torch.dtype = torch.float32, n: int | None 
     return 2 * n**3 / _median_s(lambda: a @ b, min_run_time)
 
 
-def _fill(cache, S: int) -> None:
-    """Pretend S tokens were prefilled (random factors), without computing them."""
-    cache.data[:, :S].normal_()
-    cache.seq_len = S
+def decode_step(layer, B: int, S: int, x) -> tuple:
+    """One decode step after S cached tokens, in the two scopes the benchmarks time,
+    both from what the layer exposes (so a new variant needs no code here):
 
+    - ``core()``: ``layer.decode_core`` of x's query (``layer.decode_query``, at the last
+      cached position) over the S tokens: the attention over the cache alone;
+    - ``step()``: the whole layer call appending token S, the cache rewound to S first.
 
-def _core(layer, cache, x):
-    """The attention-over-the-cache part of one decode step, as the layer does it."""
-    cfg, B = layer.cfg, x.shape[0]
-    f, S = cache.buffers, cache.seq_len
-    mk = lambda *shape: torch.randn(*shape, dtype=x.dtype, device=x.device)
-    if isinstance(layer, TPAttention):
-        a_k = f["a_k"][:, :S] if cfg.contextual_a else layer.a_k
-        a_v = f["a_v"][:, :S] if cfg.contextual_a else layer.a_v
-        q = mk(B, 1, cfg.H, cfg.D) if cfg.kv_only else (mk(B, 1, cfg.q_rank, cfg.H), mk(B, 1, cfg.q_rank, cfg.D))
-        if layer.impl == "triton":
-            from .kernels import tpa_decode
-            q1 = q[:, 0] if cfg.kv_only else (q[0][:, 0], q[1][:, 0])
-            return lambda: tpa_decode(q1, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S], scale=cfg.softmax_scale)
-        return lambda: factored_attention(q, a_k, f["b_k"][:, :S], a_v, f["b_v"][:, :S],
-                                          scale=cfg.softmax_scale, causal=True)
-    if isinstance(layer, MLAttention):  # absorbed: [c_kv, k_rope] is one packed key, and
-        k = cache.packed()  # on SDPA the value too (its first R_kv dims), as the layer does
-        v = f["c_kv"][:, :S] if layer.impl in ("einsum", "triton") or not cfg.D_rope else k
-    elif isinstance(layer, TuckerAttention):
-        names = list(f)
-        k, v = f[names[0]][:, :S], f[names[-1]][:, :S]
-    else:
-        k, v = f["k"][:, :S], f["v"][:, :S]
-    k = k if k.ndim == 4 else k[:, :, None]
-    v = v if v.ndim == 4 else v[:, :, None]
-    q = mk(B, 1, cfg.H, k.shape[-1])
-    return lambda: attend(q, k, v, scale=cfg.softmax_scale, causal=True, impl=layer.impl)
+    The cache holds S random tokens (the factors drawn, not computed from inputs), with
+    room for one more. Returns (core, step, cache)."""
+    cache = layer.new_cache(B, S + 1)
+    with torch.no_grad():  # random factors, as the layer would cache them
+        cache.update(0, **{n: torch.randn(B, S, *shape, dtype=cache.dtype, device=cache.device)
+                           for n, shape in cache.shapes.items()})
+        q = layer.decode_query(x, S - 1)
+
+    def core():
+        cache.truncate(S)
+        return layer.decode_core(q, cache)
+
+    def step():
+        cache.truncate(S)  # the step appends one token; undo it each time
+        return layer(x, cache=cache, start_pos=S)
+    return core, step, cache
 
 
 def bench_decode(configs: dict, *, contexts, batches, dtype, device, impls, scopes=("core", "layer"),
@@ -144,18 +133,11 @@ def bench_decode(configs: dict, *, contexts, batches, dtype, device, impls, scop
             weights = sum(p.numel() for p in layer.parameters()) * esize
             for B in batches:
                 for S in contexts:
-                    cache = layer.new_cache(B, S + 1)
-                    _fill(cache, S)
                     x = torch.randn(B, 1, cfg.d_model, dtype=dtype, device=device)
+                    core, step, cache = decode_step(layer, B, S, x)
                     cache_bytes = B * S * cfg.kv_cache_bytes_per_token(dtype)
                     for scope in scopes:
-                        if scope == "core":
-                            fn, moved = _core(layer, cache, x), cache_bytes
-                        else:
-                            def fn(layer=layer, cache=cache, x=x, S=S):
-                                cache.seq_len = S  # the step appends one token; undo it each time
-                                return layer(x, cache=cache, start_pos=S)
-                            moved = cache_bytes + weights
+                        fn, moved = (core, cache_bytes) if scope == "core" else (step, cache_bytes + weights)
                         with torch.no_grad():
                             t = _median_s(fn, min_run_time)
                         rows.append({"variant": name, "config": dataclasses.asdict(cfg) | {"class": type(cfg).__name__},
@@ -325,13 +307,7 @@ def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32,
             for S in contexts:
                 load0 = os.getloadavg()
                 x = torch.randn(B, 1, cfg.d_model, dtype=dtype, device=device)
-                cache = layer.new_cache(B, S + 1)
-                _fill(cache, S)
-                core = _core(layer, cache, x)
-
-                def ours(layer=layer, cache=cache, x=x, S=S):
-                    cache.seq_len = S  # the step appends one token; undo it each time
-                    return layer(x, cache=cache, start_pos=S)
+                core, ours, cache = decode_step(layer, B, S, x)
                 fns = {"ours": ours, "core": core}
                 err = None
                 if m is not None:
@@ -347,13 +323,13 @@ def bench_decode_vs_hf(configs: dict, *, contexts, batches, dtype=torch.float32,
                     with torch.no_grad():
                         hf()  # allocates HF's buffers; then give it our S cached tokens
                         lay = hc.layers[0]
-                        f = cache.buffers
+                        f = cache.read()
                         if "k" in f:  # (B, S, G, D) -> (B, G, S, D)
-                            lay.keys[:, :, :S] = f["k"][:, :S].transpose(1, 2)
-                            lay.values[:, :, :S] = f["v"][:, :S].transpose(1, 2)
+                            lay.keys[:, :, :S] = f["k"].transpose(1, 2)
+                            lay.values[:, :, :S] = f["v"].transpose(1, 2)
                         else:  # MLA: the normalized latent and the rotated RoPE key
-                            lay.keys[:, 0, :S] = f["c_kv"][:, :S]
-                            lay.values[:, 0, :S] = f["k_rope"][:, :S]
+                            lay.keys[:, 0, :S] = f["c_kv"]
+                            lay.values[:, 0, :S] = f["k_rope"]
                         err = (ours() - hf()).abs().max().item()  # the same step, the same numbers
                     fns["hf"] = hf
                 with torch.no_grad():

@@ -186,6 +186,22 @@ class FactorCache:
             return torch.cat([self._live[n].flatten(2) for n in self.shapes], -1)
         return self.data[:, :self.seq_len]
 
+    def read(self) -> dict[str, Tensor]:
+        """Every factor of the tokens held, ``(B, seq_len, *shape)``: what the last
+        ``update`` returned (views of the buffer, or with autograd history)."""
+        if self._live is not None:
+            return dict(self._live)
+        return {n: b[:, :self.seq_len] for n, b in self.buffers.items()}
+
+    def truncate(self, seq_len: int) -> None:
+        """Keep the first ``seq_len`` tokens and forget the rest (the buffer stays as it
+        is): rewinds decoding, e.g. to time one step again (``bench``) or to drop
+        rejected draft tokens."""
+        check_int("FactorCache.truncate", "seq_len", seq_len, 0, self.seq_len)
+        self.seq_len = seq_len
+        if self._live is not None:
+            self._live = {n: t[:, :seq_len] for n, t in self._live.items()} if seq_len else None
+
     def reset(self) -> None:
         """Forget the contents (buffers stay allocated; the owner stays)."""
         self.seq_len = 0

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import GQAAttention, MLAttention, TuckerAttention
-from .attention.base import AttentionModule
+from .attention.base import AttentionModule, per_head, per_head_out
 from .config import GQAConfig, MLAConfig, TuckerConfig, _is_int, check_int
 from .convert import attention_tensors, to_tucker
 from .tensor import energy_rank, factored_singular_values, factored_tucker, relative_error
@@ -232,10 +232,10 @@ def to_gqa(layer: GQAAttention, n_kv_heads: int, method: str = "svd") -> GQAAtte
                 v[g] = torch.linalg.svd(torch.cat(list(Wv[heads]), 1), full_matrices=False)[0][:, :D]
                 q[heads] = Wq[heads] @ (Wk[heads].transpose(1, 2) @ k[g])  # x W_q W_k^T U U^T x'
                 o[heads] = (v[g].T @ Wv[heads]) @ Wo[heads]  # U U^T W_v W_o
-        out.w_q.weight.copy_(q.transpose(1, 2).reshape(H * D, C))
-        out.w_k.weight.copy_(k.transpose(1, 2).reshape(G * D, C))
-        out.w_v.weight.copy_(v.transpose(1, 2).reshape(G * D, C))
-        out.w_o.weight.copy_(o.permute(2, 0, 1).reshape(C, H * D))
+        per_head(out.w_q, H).copy_(q)  # (H, C, D) into the Linear's (H D, C)
+        per_head(out.w_k, G).copy_(k)
+        per_head(out.w_v, G).copy_(v)
+        per_head_out(out.w_o, H).copy_(o)
     return out
 
 

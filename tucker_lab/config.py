@@ -106,7 +106,6 @@ class AttentionConfig(ABC):
     rope_base: float = 10000.0
     scale: float | None = None
 
-    variant: ClassVar[str] = ""
     modes: ClassVar[tuple[str, ...]] = ("default",)
 
     # ---- validation -------------------------------------------------------
@@ -204,7 +203,6 @@ class MHAConfig(AttentionConfig):
     See: book/01_attention.
     """
 
-    variant: ClassVar[str] = "mha"
 
     @property
     def G(self) -> int:
@@ -243,7 +241,6 @@ class GQAConfig(MHAConfig):
     """
 
     n_kv_heads: int
-    variant: ClassVar[str] = "gqa"
 
     @property
     def G(self) -> int:
@@ -287,7 +284,6 @@ class MLAConfig(AttentionConfig):
     coupled_rope: bool = False
     latent_norm: bool = False
 
-    variant: ClassVar[str] = "mla"
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -409,7 +405,6 @@ class TPAConfig(AttentionConfig):
     v_rank: int
     contextual_a: bool = True
 
-    variant: ClassVar[str] = "tpa"
     modes: ClassVar[tuple[str, ...]] = ("naive", "factored")
 
     @property
@@ -506,7 +501,6 @@ class TuckerConfig(AttentionConfig):
     rope_layout: str = "latent"
     rope_dim: int | None = None
 
-    variant: ClassVar[str] = "tucker"
 
     @property
     def softmax_scale(self) -> float:

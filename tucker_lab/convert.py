@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .attention import GQAAttention, MLAttention, TPAttention, TuckerAttention
-from .attention.base import AttentionModule
+from .attention.base import AttentionModule, per_head, per_head_out
 from .config import TPAConfig, TuckerConfig
 
 __all__ = ["attention_tensors", "to_tucker", "to_tpa"]
@@ -60,9 +60,8 @@ def _parts_gqa(layer: GQAAttention) -> dict:
     cfg = layer.cfg
     C, H, G, D = cfg.C, cfg.H, cfg.G, cfg.D
     _check_latent("n_kv_heads * d_head", G * D, C)
-    W = lambda w, n: w.weight.view(n, D, C).transpose(1, 2)  # (n, C, D)
-    Wq, Wk, Wv = W(layer.w_q, H), W(layer.w_k, G), W(layer.w_v, G)
-    Wo = layer.w_o.weight.view(C, H, D).permute(1, 2, 0)  # (H, D, C)
+    Wq, Wk, Wv = per_head(layer.w_q, H), per_head(layer.w_k, G), per_head(layer.w_v, G)  # (n, C, D)
+    Wo = per_head_out(layer.w_o, H)  # (H, D, C)
     group = [i * G // H for i in range(H)]
     I = torch.eye(C, dtype=Wq.dtype, device=Wq.device)
     # key latent = [x W_k[0], ..., x W_k[G-1]]; head i's query fills block g(i)
@@ -76,20 +75,19 @@ def _parts_mla(layer: MLAttention) -> dict:
     if cfg.latent_norm:
         raise ValueError("to_tucker: MLA with latent_norm=True is not a Tucker point "
                          "(RMSNorm on the latent is nonlinear); build it with latent_norm=False")
-    C, H, D, dr, Dv, R = cfg.C, cfg.H, cfg.D, cfg.D_rope, cfg.D_v, cfg.R_kv
-    up = lambda w, n, d_in: w.weight.view(H, n, d_in).transpose(1, 2)  # (H, d_in, n)
+    C, H, dr = cfg.C, cfg.H, cfg.D_rope
     W_dkv = layer.w_dkv.weight.T  # (C, R)
     if cfg.q_rank is not None:
-        U_q, d_q, W_uq = layer.w_dq.weight.T, cfg.q_rank, up(layer.w_uq, D, cfg.q_rank)
+        U_q, W_uq = layer.w_dq.weight.T, per_head(layer.w_uq, H)  # (C, R_q), (H, R_q, D)
     else:
-        U_q, d_q, W_uq = torch.eye(C, dtype=W_dkv.dtype, device=W_dkv.device), C, up(layer.w_q, D, C)
-    T_qk = W_uq @ up(layer.w_uk, D, R).transpose(1, 2)  # absorbed: W_uq_i W_uk_i^T (H, d_q, R)
-    W_o = layer.w_o.weight.view(C, H, Dv).permute(1, 0, 2)  # W_o[i]^T: (H, C, D_v)
-    T_vo = W_o @ up(layer.w_uv, Dv, R).transpose(1, 2)  # W_o[i]^T W_uv_i^T (H, C, R)
+        U_q, W_uq = torch.eye(C, dtype=W_dkv.dtype, device=W_dkv.device), per_head(layer.w_q, H)
+    T_qk = W_uq @ per_head(layer.w_uk, H).transpose(1, 2)  # absorbed: W_uq_i W_uk_i^T (H, d_q, R)
+    W_o = per_head_out(layer.w_o, H).transpose(1, 2)  # W_o[i]^T: (H, C, D_v)
+    T_vo = W_o @ per_head(layer.w_uv, H).transpose(1, 2)  # W_o[i]^T W_uv_i^T (H, C, R)
     U_k, layout = W_dkv, "latent"
     if dr:  # ONE latent [c_kv, k_rope], as MLA caches: the decoupled key is its rotated
         # trailing slice, and the values read it through zero columns of the output core
-        T_qk = torch.cat((T_qk, up(layer.w_qr, dr, d_q)), -1)
+        T_qk = torch.cat((T_qk, per_head(layer.w_qr, H)), -1)
         T_vo = torch.cat((T_vo, T_vo.new_zeros(H, C, dr)), -1)
         U_k, layout = torch.cat((W_dkv, layer.w_kr.weight.T), 1), "tail"
     _check_latent("kv_rank + rope_dim", U_k.shape[1], C)
@@ -107,13 +105,12 @@ def _parts_tpa(layer: TPAttention) -> dict:
     _check_latent("k_rank * d_head", Rk * D, C)
     _check_latent("v_rank * d_head", Rv * D, C)
     P = layer.head_projections()  # W_q[i] = (1/R_q) sum_r a_q[r, i] Wb_q[r]
-    Wb = lambda n, R: getattr(layer, f"w_b{n}").weight.view(R, D, C).transpose(1, 2)
     # head i's query in block s of the key latent is (a_k[s, i] / R_k) x W_q[i]
     T_qk = torch.einsum("sh,hcd->hcsd", layer.a_k / Rk, P["W_q"]).flatten(2)
     T_vo = torch.einsum("uh,hdc->hcud", layer.a_v / Rv, P["W_o"]).flatten(2)
     I = torch.eye(C, dtype=T_qk.dtype, device=T_qk.device)
-    return dict(U_q=I, T_qk=T_qk, U_k=torch.cat(list(Wb("k", Rk)), 1),
-                U_v=torch.cat(list(Wb("v", Rv)), 1), T_vo=T_vo, U_o=I, rope_layout="block",
+    return dict(U_q=I, T_qk=T_qk, U_k=torch.cat(list(per_head(layer.w_bk, Rk)), 1),
+                U_v=torch.cat(list(per_head(layer.w_bv, Rv)), 1), T_vo=T_vo, U_o=I, rope_layout="block",
                 rope_dim=D, shared_kv=False)
 
 

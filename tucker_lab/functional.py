@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["attend", "causal_mask", "flash_available", "softmax", "IMPLS"]
+__all__ = ["attend", "backend", "fold_groups", "causal_mask", "flash_available", "softmax", "IMPLS"]
 
 IMPLS = ("auto", "flash", "sdpa", "einsum", "triton")
 
@@ -54,42 +54,86 @@ def causal_mask(T: int, S: int, device=None) -> Tensor:
     return s <= t + (S - T)
 
 
-def _einsum(q, k, v, scale, causal):
+def _einsum(q, k, v, scale, causal, mask=None):
+    """The plain-PyTorch reference; ``mask`` (bool (T, S) or (1, S)) replaces ``causal``."""
     B, T, H, E = q.shape
     S, G = k.shape[1], k.shape[2]
     qg = q.view(B, T, G, H // G, E)  # head h = g * (H/G) + r uses KV head g
     logits = torch.einsum("btgre,bsge->bgrts", qg, k) * scale  # (B, G, H/G, T, S)
-    if causal:
-        logits = logits.masked_fill(~causal_mask(T, S, q.device), float("-inf"))
+    if causal and mask is None:
+        mask = causal_mask(T, S, q.device)
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
     y = torch.einsum("bgrts,bsgf->btgrf", softmax(logits).to(v.dtype), v)  # (B, T, G, H/G, F)
     return y.reshape(B, T, H, v.shape[-1])
 
 
-def _sdpa(q, k, v, scale, causal):
+def _sdpa(q, k, v, scale, causal, mask=None):
+    """PyTorch SDPA; ``mask`` (bool (T, S) or (1, S)) replaces ``causal``."""
     T, S = q.shape[1], k.shape[1]
-    mask, is_causal = None, False
-    if causal and T == S:
+    is_causal = False
+    if mask is None and causal and T == S:
         is_causal = True
-    elif causal and T > 1:
-        mask = causal_mask(T, S, q.device)
+    elif mask is None and causal and T > 1:
+        mask = causal_mask(T, S, q.device)  # SDPA's causal flag is top-left aligned
     y = F.scaled_dot_product_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
         is_causal=is_causal, scale=scale, enable_gqa=k.shape[2] != q.shape[2])
     return y.transpose(1, 2)  # (B, T, H, F)
 
 
-def _folded(q, k, v, scale, mask, impl):
-    """Attention of folded queries (B, L, G, E) against (B, S, G, E/F), G heads each,
-    under an optional (L, S) mask (or (1, S), the same for every query)."""
-    if mask is None:
-        return attend(q, k, v, scale=scale, causal=False, impl=impl)
+def _flash(q, k, v, scale, causal):
+    if not flash_available(q, v):
+        raise RuntimeError("attend(impl='flash'): flash-attn needs CUDA sm80+, fp16/bf16 and "
+                           "equal q/v head dims <= 256, with flash_attn importable")
+    return _flash_func()(q, k, v, softmax_scale=scale, causal=causal)
+
+
+def backend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool, impl: str,
+            mask: Tensor | None = None) -> Tensor:
+    """One call of one backend on (q, k, v) as given, grouped heads and all:
+    flash-attn, SDPA or the einsum reference ("auto": flash-attn where it can run
+    and there is no mask, else SDPA). ``mask``, bool (T, S) or (1, S), replaces the
+    causal flag; flash-attn takes none. Shapes as in ``attend``; no checks."""
+    if impl == "auto":
+        impl = "flash" if mask is None and flash_available(q, v) else "sdpa"
+    if impl == "flash":
+        if mask is not None:
+            raise ValueError("functional.backend: flash-attn takes no mask; use impl='sdpa' or 'einsum'")
+        return _flash(q, k, v, scale, causal)
     if impl == "einsum":
-        logits = torch.einsum("blge,bsge->bgls", q, k) * scale
-        p = softmax(logits.masked_fill(~mask, float("-inf"))).to(v.dtype)
-        return torch.einsum("bgls,bsgf->blgf", p, v)
-    y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                       attn_mask=mask, scale=scale)
-    return y.transpose(1, 2)
+        return _einsum(q, k, v, scale, causal, mask)
+    return _sdpa(q, k, v, scale, causal, mask)
+
+
+def fold_groups(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool, impl: str,
+                key_mask: Tensor | None = None) -> Tensor:
+    """Grouped-query attention with each group's R = H/G query heads folded into
+    the query axis: q (B, T, H, E) becomes (B, T R, G, E), row t R + r being query t
+    of head g R + r, so the backend sees G ordinary heads and none copies K/V per
+    query head (SDPA's ``enable_gqa`` may, see book/09_decoding). ``attend`` folds
+    wherever the square causal mask is absent:
+
+    - a decode step (T = 1): the query sits at the last position, no mask;
+    - a chunk after a cache (causal, 1 < T < S): row t R + r gets row t of the
+      bottom-right aligned causal mask, the (T, S) mask repeated R times;
+    - bidirectional attention (causal=False): no mask;
+    - static-shape decoding: ``key_mask`` (S,), the same row for every query.
+
+    Calls ``backend`` once; returns (B, T, H, F).
+    """
+    B, T, H, E = q.shape
+    S, G = k.shape[1], k.shape[2]
+    R = H // G
+    qf = q.view(B, T, G, R, E).transpose(2, 3).reshape(B, T * R, G, E)
+    if key_mask is not None:
+        mask = key_mask[None]  # (1, S)
+    elif causal and T > 1:
+        mask = causal_mask(T, S, q.device).repeat_interleave(R, 0)  # (T R, S)
+    else:
+        mask = None
+    y = backend(qf, k, v, scale=scale, causal=False, impl=impl, mask=mask)  # (B, T R, G, F)
+    return y.view(B, T, R, G, -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
@@ -137,38 +181,25 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, scale: float, causal: bool,
         raise ValueError(f"attend: KV heads G={k.shape[2]} must divide query heads H={H}")
     if causal and T > k.shape[1]:
         raise ValueError(f"attend: causal attention needs T <= S; got T={T}, S={k.shape[1]}")
-    if key_mask is not None:  # fold grouped heads as below; the mask broadcasts over queries
+    G, S = k.shape[2], k.shape[1]
+    if key_mask is not None:
         if causal:
             raise ValueError("attend: key_mask replaces the causal mask; pass causal=False")
-        R = H // k.shape[2]
-        qf = q.view(B, T, k.shape[2], R, E).transpose(2, 3).reshape(B, T * R, k.shape[2], E)
-        y = _folded(qf, k, v, scale, key_mask[None], "einsum" if impl == "einsum" else "sdpa")
-        return y.view(B, T, R, k.shape[2], -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
+        if not (isinstance(key_mask, Tensor) and key_mask.dtype == torch.bool and key_mask.shape == (S,)):
+            raise ValueError(f"attend: key_mask must be a bool tensor of shape (S,) = ({S},); got "
+                             f"{key_mask.dtype if isinstance(key_mask, Tensor) else type(key_mask).__name__} "
+                             f"{tuple(getattr(key_mask, 'shape', ()))}")
+        return fold_groups(q, k, v, scale=scale, causal=False, key_mask=key_mask,
+                           impl="einsum" if impl == "einsum" else "sdpa")  # flash-attn takes no mask
     if impl == "triton":
-        if k.shape[2] == 1 and T == 1:  # a decode step over one latent K/V stream
+        if G == 1 and T == 1:  # a decode step over one latent K/V stream
             from .kernels import latent_mqa_decode
             return latent_mqa_decode(q[:, 0], k[:, :, 0], v[:, :, 0], scale=scale)[:, None]
         impl = "sdpa"
-    G, S = k.shape[2], k.shape[1]
-    if G < H and (T == 1 or not causal or (T < S and impl != "flash" and not flash_available(q, v))):
-        # Grouped heads without the square causal mask (a decode step, a chunk after a
-        # cache, or bidirectional): fold each group's H/G query heads into the query
-        # axis, so every backend sees G ordinary heads and none copies K/V per query
-        # head. A chunk keeps its mask, repeated for the folded rows. (B, T*H/G, G, E)
-        R = H // G
-        qf = q.view(B, T, G, R, E).transpose(2, 3).reshape(B, T * R, G, E)
-        mask = causal_mask(T, S, q.device).repeat_interleave(R, 0) if causal and T > 1 else None
-        y = _folded(qf, k, v, scale, mask, impl)  # (B, T*R, G, F)
-        return y.view(B, T, R, G, -1).transpose(2, 3).reshape(B, T, H, v.shape[-1])
     if impl == "auto":
         impl = "flash" if flash_available(q, v) else "sdpa"
-    if impl == "flash":
-        if not flash_available(q, v):
-            raise RuntimeError("attend(impl='flash'): flash-attn needs CUDA sm80+, fp16/bf16 and "
-                               "equal q/v head dims <= 256, with flash_attn importable")
-        return _flash_func()(q, k, v, softmax_scale=scale, causal=causal)
-    if impl == "sdpa":
-        return _sdpa(q, k, v, scale, causal)
-    if impl == "einsum":
-        return _einsum(q, k, v, scale, causal)
-    raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
+    # Fold unless the causal mask is the square one, or flash-attn runs: it takes grouped
+    # heads and bottom-right aligned causal chunks as they are (book/10_flash).
+    if G < H and (T == 1 or not causal or (T < S and impl != "flash")):
+        return fold_groups(q, k, v, scale=scale, causal=causal, impl=impl)
+    return backend(q, k, v, scale=scale, causal=causal, impl=impl)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import GQAAttention, MLAttention
+from .attention.base import per_head
 from .config import GQAConfig, MLAConfig
 
 __all__ = ["SUPPORTED", "from_hf", "lm_from_hf"]
@@ -55,8 +56,9 @@ def _llama(m: nn.Module) -> GQAAttention:
     w = m.q_proj.weight
     layer = GQAAttention(cfg).to(dtype=w.dtype, device=w.device)
     with torch.no_grad():  # same layout: nn.Linear rows are heads x head dims
-        for mine, theirs in (("w_q", "q_proj"), ("w_k", "k_proj"), ("w_v", "v_proj"), ("w_o", "o_proj")):
-            getattr(layer, mine).weight.copy_(getattr(m, theirs).weight)
+        for mine, theirs in ((layer.w_q, m.q_proj), (layer.w_k, m.k_proj), (layer.w_v, m.v_proj),
+                             (layer.w_o, m.o_proj)):
+            mine.weight.copy_(theirs.weight)
     return layer
 
 
@@ -72,9 +74,9 @@ def _deepseek(m: nn.Module) -> MLAttention:
     perm = (_interleaved_to_half(dr, w.device) if getattr(c, "rope_interleave", False)
             else torch.arange(dr, device=w.device))
     with torch.no_grad():
-        q_up = (m.q_proj if Rq is None else m.q_b_proj).weight.view(H, D + dr, -1)  # per head [nope | rope]
-        (layer.w_q if Rq is None else layer.w_uq).weight.copy_(q_up[:, :D].reshape(H * D, -1))
-        layer.w_qr.weight.copy_(q_up[:, D:][:, perm].reshape(H * dr, -1))
+        q_up = per_head(m.q_proj if Rq is None else m.q_b_proj, H)  # (H, C or R_q, D + D_rope): [nope | rope]
+        per_head(layer.w_q if Rq is None else layer.w_uq, H).copy_(q_up[..., :D])
+        per_head(layer.w_qr, H).copy_(q_up[..., D:][..., perm])
         if Rq is not None:
             layer.w_dq.weight.copy_(m.q_a_proj.weight)
             layer.q_norm.weight.copy_(m.q_a_layernorm.weight)
@@ -84,9 +86,9 @@ def _deepseek(m: nn.Module) -> MLAttention:
         layer.w_kr.weight.copy_(kv_a[R:][perm])
         layer.kv_norm.weight.copy_(m.kv_a_layernorm.weight)
         layer.kv_norm.eps = m.kv_a_layernorm.variance_epsilon
-        kv_b = m.kv_b_proj.weight.view(H, D + Dv, R)  # per head [k_nope (D) | v (D_v)]
-        layer.w_uk.weight.copy_(kv_b[:, :D].reshape(H * D, R))
-        layer.w_uv.weight.copy_(kv_b[:, D:].reshape(H * Dv, R))
+        kv_b = per_head(m.kv_b_proj, H)  # (H, R_kv, D + D_v): [k_nope | v]
+        per_head(layer.w_uk, H).copy_(kv_b[..., :D])
+        per_head(layer.w_uv, H).copy_(kv_b[..., D:])
         layer.w_o.weight.copy_(m.o_proj.weight)
     return layer
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["rope", "softmax_attention", "mha", "gqa", "mqa", "mla", "tpa", "tucker",
-           "tensor_attention", "forward"]
+           "tensor_attention", "forward", "tolerance"]
 
 
 def rope(x: Tensor, pos: Tensor, base: float = 10000.0) -> Tensor:
@@ -166,9 +166,16 @@ def tensor_attention(x, W_qk, W_vo, *, scale, causal=True):
 
 # ---- reading a module's parameters into the spec's layout -------------------------
 
+# The spec reads weights with its own two layout functions, not the modules'
+# (attention.base.per_head, per_head_out), so that a mistake there cannot hide here.
 def _heads(w: Tensor, n: int, d: int) -> Tensor:
     """nn.Linear weight (n*d, d_in) -> per-head math layout (n, d_in, d)."""
     return w.view(n, d, -1).transpose(1, 2)
+
+
+def _heads_out(w: Tensor, n: int, d: int) -> Tensor:
+    """Output nn.Linear weight (d_out, n*d) -> per-head math layout (n, d, d_out)."""
+    return w.view(-1, n, d).permute(1, 2, 0)
 
 
 def forward(layer, x: Tensor) -> Tensor:
@@ -179,12 +186,12 @@ def forward(layer, x: Tensor) -> Tensor:
     cfg = layer.cfg
     kw = {"scale": cfg.softmax_scale, "causal": cfg.causal,
           "rope_base": cfg.rope_base if cfg.rope else None}
-    C, H, D = cfg.C, cfg.H, cfg.D
+    H, D = cfg.H, cfg.D
     if isinstance(layer, GQAAttention):
         G = cfg.G
         W_q, W_k, W_v = (_heads(layer.w_q.weight, H, D), _heads(layer.w_k.weight, G, D),
                          _heads(layer.w_v.weight, G, D))
-        W_o = layer.w_o.weight.view(C, H, D).permute(1, 2, 0)
+        W_o = _heads_out(layer.w_o.weight, H, D)
         if G == H:
             return mha(x, W_q, W_k, W_v, W_o, **kw)
         if G == 1:
@@ -194,7 +201,7 @@ def forward(layer, x: Tensor) -> Tensor:
         dr, Dv = cfg.D_rope, cfg.D_v
         w = {"W_dkv": layer.w_dkv.weight.T, "W_uk": _heads(layer.w_uk.weight, H, D),
              "W_uv": _heads(layer.w_uv.weight, H, Dv),
-             "W_o": layer.w_o.weight.view(C, H, Dv).permute(1, 2, 0)}
+             "W_o": _heads_out(layer.w_o.weight, H, Dv)}
         if cfg.q_rank is None:
             w["W_q"] = _heads(layer.w_q.weight, H, D)
         else:
@@ -206,15 +213,20 @@ def forward(layer, x: Tensor) -> Tensor:
             w["q_norm"] = layer.q_norm.weight if cfg.q_rank is not None else None
         return mla(x, coupled_rope=cfg.coupled_rope, **w, **kw)
     if isinstance(layer, TPAttention):
-        names = layer.ranks
-        W_b = {n: _heads(getattr(layer, f"w_b{n}").weight, R, D) for n, R in names.items()}
-        if cfg.contextual_a:
-            heads = {"W_a": {n: _heads(getattr(layer, f"w_a{n}").weight, R, H) for n, R in names.items()}}
+        W_b = {"k": _heads(layer.w_bk.weight, cfg.k_rank, D), "v": _heads(layer.w_bv.weight, cfg.v_rank, D)}
+        W_q = None
+        if cfg.kv_only:
+            W_q = _heads(layer.w_q.weight, H, D)
         else:
-            heads = {"A": {n: getattr(layer, f"a_{n}") for n in names}}
-        W_q = _heads(layer.w_q.weight, H, D) if cfg.kv_only else None
-        return tpa(x, W_b=W_b, W_o=layer.w_o.weight.view(C, H, D).permute(1, 2, 0), W_q=W_q,
-                   **heads, **kw)
+            W_b["q"] = _heads(layer.w_bq.weight, cfg.q_rank, D)
+        if cfg.contextual_a:
+            W_a = {"k": _heads(layer.w_ak.weight, cfg.k_rank, H), "v": _heads(layer.w_av.weight, cfg.v_rank, H)}
+            if not cfg.kv_only:
+                W_a["q"] = _heads(layer.w_aq.weight, cfg.q_rank, H)
+            heads = {"W_a": W_a}
+        else:
+            heads = {"A": {"k": layer.a_k, "v": layer.a_v} | ({} if cfg.kv_only else {"q": layer.a_q})}
+        return tpa(x, W_b=W_b, W_o=_heads_out(layer.w_o.weight, H, D), W_q=W_q, **heads, **kw)
     if isinstance(layer, TuckerAttention):
         U_v = layer.U_k if layer.U_v is None else layer.U_v
         return tucker(x, core_qk=layer.core_qk, U_head_qk=layer.U_head_qk, U_q=layer.U_q,
@@ -222,3 +234,21 @@ def forward(layer, x: Tensor) -> Tensor:
                       U_o=layer.U_o, U_v=U_v, rope_layout=cfg.rope_layout,
                       rope_dim=cfg.rope_dim, **kw)
     raise TypeError(f"reference.forward: no specification for {type(layer).__name__}")
+
+
+def tolerance(exact: Tensor, ref_low: Tensor) -> float:
+    """How far from the float64 truth a result computed in a low precision may be:
+    twice the error of a plain reference computed in that precision (flash-attn's test
+    rule), plus the rounding of the truth to it (what any result in that dtype loses,
+    so the bound is not zero where the reference happens to be exact).
+
+    Args:
+        exact: the float64 truth.
+        ref_low: the reference run in the low dtype (inputs and weights rounded to it,
+            every op in it); its dtype is the precision judged.
+    Every check of a kernel, a backend or mixed precision uses this one rule: the
+    Triton, SDPA and flash-attn tests, the autocast tests and gpu/check.py."""
+    exact = exact.double()
+    rounding = (exact.to(ref_low.dtype).double() - exact).abs().max().item()
+    return 2 * (ref_low.double() - exact).abs().max().item() + rounding
+

@@ -11,7 +11,16 @@ from .tucker import TuckerAttention
 __all__ = ["AttentionModule", "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention",
            "VARIANTS", "build_attention"]
 
-# config class -> module class; a new variant is one entry here plus its config.
+# config class -> module class. A new variant needs, besides its entry here: its config
+# (config.py: an AttentionConfig subclass, validated in __post_init__, with its
+# accounting, and a name in config.CONFIGS for make_config); its module (one file here:
+# an AttentionModule with config_class, forward, decode_query, decode_core,
+# _decode_static, and head_projections if it is linear in x); its float64 spec (a
+# function in reference.py and a branch of reference.forward); and cases in
+# tests/cases.py (test_every_registered_config_class_has_a_case fails until it has
+# them). The tests and the decode/prefill benchmarks then cover it with no other change
+# (an entry in config.standard_configs puts it in the standard tables, the accounting CLI
+# and bench's defaults; conversions to it, convert.py, are optional).
 VARIANTS: dict[type[AttentionConfig], type[AttentionModule]] = {
     MHAConfig: GQAAttention, GQAConfig: GQAAttention, MLAConfig: MLAttention,
     TPAConfig: TPAttention, TuckerConfig: TuckerAttention,

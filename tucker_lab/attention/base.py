@@ -12,7 +12,7 @@ from ..cache import FactorCache
 from ..config import AttentionConfig, check_int, check_tensor
 from ..functional import IMPLS
 
-__all__ = ["AttentionModule", "linear", "fan_in_normal_"]
+__all__ = ["AttentionModule", "linear", "fan_in_normal_", "per_head", "per_head_out"]
 
 
 def fan_in_normal_(w: Tensor, fan_in: int) -> Tensor:
@@ -27,6 +27,21 @@ def linear(d_in: int, d_out: int) -> nn.Linear:
     lin = nn.Linear(d_in, d_out, bias=False)
     fan_in_normal_(lin.weight, d_in)
     return lin
+
+
+def per_head(w: nn.Linear, n: int) -> Tensor:
+    """The n per-head maps of a Linear that writes n heads side by side: its weight
+    (n d, d_in) as (n, d_in, d), head i's output being x @ per_head(w, n)[i]. A view:
+    ``per_head(w, n).copy_(W)`` writes W into w. (The float64 spec in ``reference``
+    keeps its own copy of this layout on purpose, to stay independent.)"""
+    return w.weight.view(n, -1, w.in_features).transpose(1, 2)
+
+
+def per_head_out(w: nn.Linear, n: int) -> Tensor:
+    """The n per-head maps of a Linear that reads n heads side by side (the output
+    projection): its weight (d_out, n d) as (n, d, d_out), the output being
+    sum_i y_i @ per_head_out(w, n)[i]. A view, like ``per_head``."""
+    return w.weight.view(w.out_features, n, -1).permute(1, 2, 0)
 
 
 class AttentionModule(nn.Module):
@@ -145,6 +160,24 @@ class AttentionModule(nn.Module):
                              f"on {p.device}; move one to match (e.g. layer.to(x)), or run under "
                              "torch.autocast for mixed precision")
         return x.shape[0], x.shape[1]
+
+    def decode_query(self, x: Tensor, pos: int | Tensor):
+        """The queries of x (B, T, C) at positions pos.., rotated, in the form
+        ``decode_core`` takes them (per family: per-head queries, MLA's (q_nope, q_rope),
+        TPA's factors)."""
+        raise NotImplementedError(f"{type(self).__name__} has no decode_query")
+
+    def decode_core(self, q, cache: FactorCache) -> Tensor:
+        """The decoding algebra's attention over every token ``cache`` holds, for the
+        queries ``q`` (``decode_query``) of its last T tokens: per-head outputs
+        (B, T, H, F), before the output projection (``output``). What a decode kernel computes:
+        ``forward`` runs it whenever it continues a cache in the decoding algebra, and
+        ``tucker_lab.bench`` times it as its "core" scope."""
+        raise NotImplementedError(f"{type(self).__name__} has no decode_core")
+
+    def output(self, y: Tensor) -> Tensor:
+        """The output projection: per-head outputs (B, T, H, F) -> (B, T, C)."""
+        return self.w_o(y.flatten(2))
 
     def decode_static(self, x: Tensor, cache: FactorCache, pos: Tensor) -> Tensor:
         """One decoding step with fixed shapes, as gpt-fast does: x (B, 1, C) is the

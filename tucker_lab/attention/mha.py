@@ -14,7 +14,7 @@ from ..cache import FactorCache
 from ..config import MHAConfig
 from ..functional import attend
 from ..rope import apply_rope
-from .base import AttentionModule, linear
+from .base import AttentionModule, linear, per_head, per_head_out
 
 __all__ = ["GQAAttention"]
 
@@ -45,38 +45,46 @@ class GQAAttention(AttentionModule):
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
-        H, G, D = cfg.H, cfg.G, cfg.D
-        q = self.w_q(x).view(B, T, H, D)
+        G, D = cfg.G, cfg.D
+        q = self.decode_query(x, start_pos)  # an int start position: cos/sin from the cached table
         k = self.w_k(x).view(B, T, G, D)
         v = self.w_v(x).view(B, T, G, D)
-        if cfg.rope:  # an int start position: cos/sin come from the cached table
-            q = apply_rope(q, start_pos, base=cfg.rope_base)
+        if cfg.rope:
             k = apply_rope(k, start_pos, base=cfg.rope_base)  # cached rotated
-        if cache is not None:
-            kv = cache.update(start_pos, k=k, v=v)
-            k, v = kv["k"], kv["v"]  # (B, S, G, D)
-        y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)  # (B, T, H, D)
-        return self.w_o(y.reshape(B, T, H * D))
+        if cache is None:
+            y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
+        else:
+            cache.update(start_pos, k=k, v=v)
+            y = self.decode_core(q, cache)  # (B, T, H, D)
+        return self.output(y)
+
+    def decode_query(self, x, pos):
+        """Per-head queries (B, T, H, D), rotated."""
+        cfg = self.cfg
+        q = self.w_q(x).view(*x.shape[:2], cfg.H, cfg.D)
+        return apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
+
+    def decode_core(self, q, cache):
+        f = cache.read()  # k, v (B, S, G, D)
+        return attend(q, f["k"], f["v"], scale=self.cfg.softmax_scale, causal=self.cfg.causal, impl=self.impl)
 
     def _decode_static(self, x, cache, pos, valid):
         cfg = self.cfg
-        B, H, G, D = x.shape[0], cfg.H, cfg.G, cfg.D
-        q = self.w_q(x).view(B, 1, H, D)
+        B, G, D = x.shape[0], cfg.G, cfg.D
+        q = self.decode_query(x, pos)
         k = self.w_k(x).view(B, 1, G, D)
         v = self.w_v(x).view(B, 1, G, D)
         if cfg.rope:
-            q = apply_rope(q, pos, base=cfg.rope_base)
             k = apply_rope(k, pos, base=cfg.rope_base)
         f = cache.write_at(pos, k=k, v=v)  # (B, S_max, G, D) each
         y = attend(q, f["k"], f["v"], scale=cfg.softmax_scale, causal=False, impl=self.static_impl,
                    key_mask=valid)
-        return self.w_o(y.reshape(B, 1, H * D))
+        return self.output(y)
 
     def head_projections(self):
-        C, H, G, D = self.cfg.C, self.cfg.H, self.cfg.G, self.cfg.D
-        per_head = lambda w, n: w.weight.view(n, D, C).transpose(1, 2)  # (n, C, D)
+        H, G = self.cfg.H, self.cfg.G
         rep = H // G  # KV head g serves query heads g*rep .. g*rep + rep - 1
-        return {"W_q": per_head(self.w_q, H),
+        return {"W_q": per_head(self.w_q, H),  # (H, C, D)
                 "W_k": per_head(self.w_k, G).repeat_interleave(rep, 0),
                 "W_v": per_head(self.w_v, G).repeat_interleave(rep, 0),
-                "W_o": self.w_o.weight.view(C, H, D).permute(1, 2, 0)}  # (H, D, C)
+                "W_o": per_head_out(self.w_o, H)}  # (H, D, C)

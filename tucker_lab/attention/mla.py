@@ -25,7 +25,7 @@ from ..cache import FactorCache
 from ..config import MLAConfig
 from ..functional import attend
 from ..rope import apply_rope
-from .base import AttentionModule, linear
+from .base import AttentionModule, linear, per_head, per_head_out
 
 __all__ = ["MLAttention"]
 
@@ -60,8 +60,9 @@ class MLAttention(AttentionModule):
         self.w_uv = linear(R, H * Dv)
         self.w_o = linear(H * Dv, C)
 
-    def _queries(self, x: Tensor, pos: int | Tensor) -> tuple[Tensor, Tensor | None]:
-        """q_nope (B, T, H, D) and rotated q_rope (B, T, H, D_rope) or None."""
+    def decode_query(self, x: Tensor, pos: int | Tensor) -> tuple[Tensor, Tensor | None]:
+        """q_nope (B, T, H, D) and rotated q_rope (B, T, H, D_rope) or None (both algebras
+        start from these; the absorbed one moves W_uk onto q_nope in ``_absorbed``)."""
         cfg = self.cfg
         B, T, _ = x.shape
         if cfg.q_rank is not None:
@@ -94,44 +95,47 @@ class MLAttention(AttentionModule):
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape
         H, D, Dv = cfg.H, cfg.D, cfg.D_v
-        pos = start_pos  # an int: RoPE slices its cached cos/sin table
-        q_nope, q_rope = self._queries(x, pos)
-        c_kv, k_rope = self._keys(x, pos)
-        packed = None
+        q_nope, q_rope = q = self.decode_query(x, start_pos)  # an int: cos/sin from the cached table
+        c_kv, k_rope = self._keys(x, start_pos)
         if cache is not None:
             f = cache.update(start_pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
+            if self.algebra(cache, start_pos) == "absorbed":
+                return self.output(self.decode_core(q, cache))
             c_kv, k_rope = f["c_kv"], f.get("k_rope")  # (B, S, R_kv), (B, S, D_rope)
-            packed = cache.packed()  # [c_kv, k_rope] side by side: the absorbed key, no copy
-        S = c_kv.shape[1]
-        if self.algebra(cache, start_pos) == "naive":  # per-head keys and values, up-projected for all S
-            k = self.w_uk(c_kv).view(B, S, H, D)
-            v = self.w_uv(c_kv).view(B, S, H, Dv)
-            q = q_nope
-            if k_rope is not None:
-                q = torch.cat((q_nope, q_rope), -1)  # (B, T, H, D + D_rope)
-                k = torch.cat((k, k_rope[:, :, None].expand(B, S, H, cfg.D_rope)), -1)
-            y = attend(q, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
-        else:
-            key_pos = start_pos + T - S  # the keys' first position (the cache starts at 0)
-            y = self._absorbed(q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed)
-        return self.w_o(y.reshape(B, T, H * Dv))
+        if self.algebra(cache, start_pos) == "absorbed":  # no cache: the keys sit at start_pos..
+            return self.output(self._absorbed(q_nope, q_rope, c_kv, k_rope, start_pos, start_pos))
+        S = c_kv.shape[1]  # naive: per-head keys and values, up-projected for all S
+        k = self.w_uk(c_kv).view(B, S, H, D)
+        v = self.w_uv(c_kv).view(B, S, H, Dv)
+        if k_rope is not None:
+            q_nope = torch.cat((q_nope, q_rope), -1)  # (B, T, H, D + D_rope)
+            k = torch.cat((k, k_rope[:, :, None].expand(B, S, H, cfg.D_rope)), -1)
+        y = attend(q_nope, k, v, scale=cfg.softmax_scale, causal=cfg.causal, impl=self.impl)
+        return self.output(y)
+
+    def decode_core(self, q, cache):
+        """Absorbed attention of (q_nope, q_rope) over the cached c_kv and k_rope: (B, T, H, D_v)."""
+        q_nope, q_rope = q
+        f = cache.read()
+        # the queries are the last T positions; cache.packed() is [c_kv, k_rope], no copy
+        return self._absorbed(q_nope, q_rope, f["c_kv"], f.get("k_rope"), cache.seq_len - q_nope.shape[1], 0,
+                              cache.packed())
 
     def _decode_static(self, x, cache, pos, valid):
-        B = x.shape[0]
-        q_nope, q_rope = self._queries(x, pos)
+        q_nope, q_rope = self.decode_query(x, pos)
         c_kv, k_rope = self._keys(x, pos)
         f = cache.write_at(pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
         y = self._absorbed(q_nope, q_rope, f["c_kv"], f.get("k_rope"), pos, 0, cache.data,
                            key_mask=valid, impl=self.static_impl)  # all S_max slots, masked
-        return self.w_o(y.reshape(B, 1, -1))
+        return self.output(y)
 
     def _absorbed(self, q_nope, q_rope, c_kv, k_rope, pos, key_pos, packed=None,
                   key_mask=None, impl=None) -> Tensor:
         """Multi-query attention over the latent; per-head values (B, T, H, D_v)."""
         cfg, impl = self.cfg, impl or self.impl
-        H, D, Dv, R = cfg.H, cfg.D, cfg.D_v, cfg.R_kv
+        H, R = cfg.H, cfg.R_kv
         # q_i W_uk_i^T: the key up-projection moves onto the query, (B, T, H, R_kv)
-        q_lat = torch.einsum("bthd,hdr->bthr", q_nope, self.w_uk.weight.view(H, D, R))
+        q_lat = torch.einsum("bthd,hrd->bthr", q_nope, per_head(self.w_uk, H))
         k_lat = c_kv
         if cfg.coupled_rope:  # RoPE over the latent: keys rotate as read, values do not
             q_lat = apply_rope(q_lat, pos, base=cfg.rope_base)
@@ -151,26 +155,25 @@ class MLAttention(AttentionModule):
         y_lat = attend(q_lat, k_lat[:, :, None], v_lat[:, :, None],  # one K/V stream
                        scale=cfg.softmax_scale, causal=cfg.causal and key_mask is None,
                        impl=impl, key_mask=key_mask)[..., :R]  # (B, T, H, R_kv)
-        return torch.einsum("bthr,hvr->bthv", y_lat, self.w_uv.weight.view(H, Dv, R))
+        return torch.einsum("bthr,hrv->bthv", y_lat, per_head(self.w_uv, H))  # y_i W_uv_i
 
     def head_projections(self):
         cfg = self.cfg
         if cfg.latent_norm:
             raise ValueError("MLA with latent_norm=True is not linear in x (RMSNorm on the "
                              "latents), so it has no fixed weight tensors")
-        C, H, D, dr, Dv, R = cfg.C, cfg.H, cfg.D, cfg.D_rope, cfg.D_v, cfg.R_kv
-        up = lambda w, n, d_in: w.weight.view(H, n, d_in).transpose(1, 2)  # (H, d_in, n)
+        C, H, dr = cfg.C, cfg.H, cfg.D_rope
         if cfg.q_rank is not None:  # W_dq W_uq_i
             W_dq = self.w_dq.weight.T  # (C, R_q)
-            Wq = W_dq @ up(self.w_uq, D, cfg.q_rank)
-            Wqr = W_dq @ up(self.w_qr, dr, cfg.q_rank) if dr else None
+            Wq = W_dq @ per_head(self.w_uq, H)
+            Wqr = W_dq @ per_head(self.w_qr, H) if dr else None
         else:
-            Wq = up(self.w_q, D, C)
-            Wqr = up(self.w_qr, dr, C) if dr else None
+            Wq = per_head(self.w_q, H)
+            Wqr = per_head(self.w_qr, H) if dr else None
         W_dkv = self.w_dkv.weight.T  # (C, R_kv)
-        Wk = W_dkv @ up(self.w_uk, D, R)  # (H, C, D)
+        Wk = W_dkv @ per_head(self.w_uk, H)  # (H, C, D)
         if dr:
             Wq = torch.cat((Wq, Wqr), -1)
             Wk = torch.cat((Wk, self.w_kr.weight.T.expand(H, C, dr)), -1)
-        return {"W_q": Wq, "W_k": Wk, "W_v": W_dkv @ up(self.w_uv, Dv, R),
-                "W_o": self.w_o.weight.view(C, H, Dv).permute(1, 2, 0)}
+        return {"W_q": Wq, "W_k": Wk, "W_v": W_dkv @ per_head(self.w_uv, H),
+                "W_o": per_head_out(self.w_o, H)}

@@ -21,7 +21,7 @@ from ..cache import FactorCache
 from ..config import TPAConfig
 from ..functional import attend, causal_mask, softmax
 from ..rope import apply_rope
-from .base import AttentionModule, linear
+from .base import AttentionModule, linear, per_head, per_head_out
 
 __all__ = ["TPAttention", "factored_attention"]
 
@@ -79,40 +79,64 @@ def factored_attention(q, a_k: Tensor, b_k: Tensor, a_v: Tensor, b_v: Tensor, *,
 
 
 class TPAttention(AttentionModule):
-    """TPA. Parameters: w_a{q,k,v} (C -> R*H) or constants a_{q,k,v} (R, H),
-    w_b{q,k,v} (C -> R*D), w_q (C -> H*D) for KV-only, w_o (H*D -> C)."""
+    """TPA. Parameters: head factors w_aq, w_ak, w_av (C -> R*H), or with constant head
+    factors a_q, a_k, a_v (R, H); feature factors w_bq, w_bk, w_bv (C -> R*D); w_q
+    (C -> H*D) instead of w_aq, w_bq for KV-only; w_o (H*D -> C)."""
 
     config_class = TPAConfig
 
     def __init__(self, cfg: TPAConfig, **kw):
         super().__init__(cfg, **kw)
         C, H, D = cfg.C, cfg.H, cfg.D
-        ranks = {"k": cfg.k_rank, "v": cfg.v_rank}
+        R_q, R_k, R_v = cfg.q_rank, cfg.k_rank, cfg.v_rank
+        # constant head factors: learned, N(0, 1) like a contextual factor of a unit input
+        const = lambda R: nn.Parameter(torch.randn(R, H))
         if cfg.kv_only:
             self.w_q = linear(C, H * D)
+        elif cfg.contextual_a:
+            self.w_aq, self.w_bq = linear(C, R_q * H), linear(C, R_q * D)
         else:
-            ranks = {"q": cfg.q_rank, **ranks}
-        for n, R in ranks.items():
-            if cfg.contextual_a:
-                setattr(self, f"w_a{n}", linear(C, R * H))
-            else:  # learned constants; N(0, 1) like a contextual factor of a unit input
-                setattr(self, f"a_{n}", nn.Parameter(torch.randn(R, H)))
-            setattr(self, f"w_b{n}", linear(C, R * D))
-        self.ranks = ranks
+            self.a_q, self.w_bq = const(R_q), linear(C, R_q * D)
+        if cfg.contextual_a:
+            self.w_ak, self.w_bk = linear(C, R_k * H), linear(C, R_k * D)
+            self.w_av, self.w_bv = linear(C, R_v * H), linear(C, R_v * D)
+        else:
+            self.a_k, self.w_bk = const(R_k), linear(C, R_k * D)
+            self.a_v, self.w_bv = const(R_v), linear(C, R_v * D)
+        self.ranks = {"k": R_k, "v": R_v} if cfg.kv_only else {"q": R_q, "k": R_k, "v": R_v}
         self.w_o = linear(H * D, C)
 
     def factors(self, x: Tensor, name: str, pos: int | Tensor | None) -> tuple[Tensor, Tensor]:
-        """Head factor a (B, T, R, H) or (R, H), and feature factor b (B, T, R, D),
-        RoPE-rotated when ``pos`` is given."""
+        """The factors of ``name`` ("q", "k" or "v"): head factor a (B, T, R, H), or the
+        constant (R, H), and feature factor b (B, T, R, D), RoPE-rotated when ``pos`` is given."""
         cfg = self.cfg
         B, T, _ = x.shape
+        ctx = cfg.contextual_a
+        if name == "q" and not cfg.kv_only:
+            a, w_b = (self.w_aq if ctx else self.a_q), self.w_bq
+        elif name == "k":
+            a, w_b = (self.w_ak if ctx else self.a_k), self.w_bk
+        elif name == "v":
+            a, w_b = (self.w_av if ctx else self.a_v), self.w_bv
+        else:
+            raise ValueError(f"TPAttention.factors: name must be one of {list(self.ranks)}; got {name!r}")
         R = self.ranks[name]
-        a = (getattr(self, f"w_a{name}")(x).view(B, T, R, cfg.H) if cfg.contextual_a
-             else getattr(self, f"a_{name}"))
-        b = getattr(self, f"w_b{name}")(x).view(B, T, R, cfg.D)
+        a = a(x).view(B, T, R, cfg.H) if ctx else a
+        b = w_b(x).view(B, T, R, cfg.D)
         if pos is not None:
             b = apply_rope(b, pos, base=cfg.rope_base)
         return a, b
+
+    def decode_query(self, x: Tensor, pos: int | Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """Per-head queries (B, T, H, D) for KV-only TPA, else the factors (a_q, b_q);
+        rotated (with RoPE)."""
+        cfg = self.cfg
+        pos = pos if cfg.rope else None
+        if not cfg.kv_only:
+            return self.factors(x, "q", pos)
+        B, T, _ = x.shape
+        q = self.w_q(x).view(B, T, cfg.H, cfg.D)
+        return q if pos is None else apply_rope(q, pos, base=cfg.rope_base)
 
     @staticmethod
     def combine(a: Tensor, b: Tensor) -> Tensor:
@@ -130,63 +154,59 @@ class TPAttention(AttentionModule):
         of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
-        B, T, _ = x.shape
-        H, D = cfg.H, cfg.D
         pos = start_pos if cfg.rope else None  # an int: RoPE slices its cached cos/sin table
         a_k, b_k = self.factors(x, "k", pos)
         a_v, b_v = self.factors(x, "v", None)  # values carry no position
+        q = self.decode_query(x, start_pos)
         if cache is not None:
             f = cache.update(start_pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}),
                              b_k=b_k, b_v=b_v)
+            if self.algebra(cache, start_pos) == "factored":
+                return self.output(self.decode_core(q, cache))
             b_k, b_v = f["b_k"], f["b_v"]  # (B, S, R, D)
             if cfg.contextual_a:
                 a_k, a_v = f["a_k"], f["a_v"]  # (B, S, R, H)
-        if cfg.kv_only:
-            q = self.w_q(x).view(B, T, H, D)
-            q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
-        else:
-            q = self.factors(x, "q", pos)
         if self.algebra(cache, start_pos) == "naive":
             q = q if cfg.kv_only else self.combine(*q)
             y = attend(q, self.combine(a_k, b_k), self.combine(a_v, b_v), scale=cfg.softmax_scale,
                        causal=cfg.causal, impl=self.impl)
-        elif self.impl == "triton" and T == 1:  # FlashTPA-style decode kernel
-            from ..kernels import tpa_decode
-            q1 = q[:, 0] if cfg.kv_only else (q[0] if q[0].ndim == 2 else q[0][:, 0], q[1][:, 0])
-            y = tpa_decode(q1, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale)[:, None]
         else:
             y = factored_attention(q, a_k, b_k, a_v, b_v, scale=cfg.softmax_scale, causal=cfg.causal)
-        return self.w_o(y.reshape(B, T, H * D))
+        return self.output(y)
+
+    def decode_core(self, q, cache):
+        """Factored attention over the cached factors, never forming keys or values:
+        (B, T, H, D). One-token steps with impl="triton" run the FlashTPA-style kernel."""
+        cfg = self.cfg
+        f = cache.read()
+        a_k, a_v = (f["a_k"], f["a_v"]) if cfg.contextual_a else (self.a_k, self.a_v)  # (B, S, R, H) | (R, H)
+        if self.impl == "triton" and (q if cfg.kv_only else q[1]).shape[1] == 1:
+            from ..kernels import tpa_decode
+            q1 = q[:, 0] if cfg.kv_only else (q[0] if q[0].ndim == 2 else q[0][:, 0], q[1][:, 0])
+            return tpa_decode(q1, a_k, f["b_k"], a_v, f["b_v"], scale=cfg.softmax_scale)[:, None]
+        return factored_attention(q, a_k, f["b_k"], a_v, f["b_v"], scale=cfg.softmax_scale, causal=cfg.causal)
 
     def _decode_static(self, x, cache, pos, valid):
         cfg = self.cfg
-        B, H, D = x.shape[0], cfg.H, cfg.D
         a_k, b_k = self.factors(x, "k", pos if cfg.rope else None)
         a_v, b_v = self.factors(x, "v", None)
         f = cache.write_at(pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}), b_k=b_k, b_v=b_v)
         if cfg.contextual_a:
             a_k, a_v = f["a_k"], f["a_v"]  # (B, S_max, R, H)
-        if cfg.kv_only:
-            q = self.w_q(x).view(B, 1, H, D)
-            q = apply_rope(q, pos, base=cfg.rope_base) if cfg.rope else q
-        else:
-            q = self.factors(x, "q", pos if cfg.rope else None)
-        y = factored_attention(q, a_k, f["b_k"], a_v, f["b_v"], scale=cfg.softmax_scale, causal=False,
-                               key_mask=valid)
-        return self.w_o(y.reshape(B, 1, H * D))
+        y = factored_attention(self.decode_query(x, pos), a_k, f["b_k"], a_v, f["b_v"],
+                               scale=cfg.softmax_scale, causal=False, key_mask=valid)
+        return self.output(y)
 
     def head_projections(self):
         cfg = self.cfg
         if cfg.contextual_a:
             raise ValueError("TPA with contextual_a=True: q and k are quadratic in x (a(x) b(x)), "
                              "so the layer has no fixed weight tensors")
-        C, H, D = cfg.C, cfg.H, cfg.D
+        H, R_q, R_k, R_v = cfg.H, cfg.q_rank, cfg.k_rank, cfg.v_rank
 
-        def W(n):  # (1/R) sum_r a[r, i] Wb[r]: (H, C, D)
-            R = self.ranks[n]
-            Wb = getattr(self, f"w_b{n}").weight.view(R, D, C).transpose(1, 2)  # (R, C, D)
-            return torch.einsum("rh,rcd->hcd", getattr(self, f"a_{n}"), Wb) / R
+        def W(a, w_b, R):  # (1/R) sum_r a[r, i] W_b[r]: (H, C, D)
+            return torch.einsum("rh,rcd->hcd", a, per_head(w_b, R)) / R
 
-        Wq = self.w_q.weight.view(H, D, C).transpose(1, 2) if cfg.kv_only else W("q")
-        return {"W_q": Wq, "W_k": W("k"), "W_v": W("v"),
-                "W_o": self.w_o.weight.view(C, H, D).permute(1, 2, 0)}
+        Wq = per_head(self.w_q, H) if cfg.kv_only else W(self.a_q, self.w_bq, R_q)
+        return {"W_q": Wq, "W_k": W(self.a_k, self.w_bk, R_k), "W_v": W(self.a_v, self.w_bv, R_v),
+                "W_o": per_head_out(self.w_o, H)}

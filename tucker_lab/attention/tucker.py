@@ -51,7 +51,7 @@ class TuckerAttention(AttentionModule):
         self.core_qk, self.U_head_qk, self.U_q, self.U_k = P(a, rq, rk), P(H, a), P(C, rq), P(C, rk)
         self.core_vo, self.U_head_vo, self.U_o = P(d, ro, rv), P(H, d), P(C, ro)
         self.U_v = None if cfg.shared_kv else P(C, rv)
-        self._folded = None  # (parameter versions, T_qk, T_vo) for inference
+        self._folded = {}  # "qk" | "vo" -> (parameter versions, folded core), for inference
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -68,36 +68,38 @@ class TuckerAttention(AttentionModule):
         fan_in_normal_(self.core_vo, cfg.H * rv)  # summed over H heads of r_v dims
         fan_in_normal_(self.U_o, ro)
 
-    def _fold(self) -> tuple[Tensor, Tensor]:
-        """The folded cores as two matrices: M_qk (r_q, H r_k), whose column block i is
-        T_qk[i], and M_vo (H r_v, r_o), whose row block i is T_vo[i]^T."""
+    def _fold(self, which: str) -> Tensor:
+        """A folded core as a matrix: M_qk (r_q, H r_k), whose column block i is T_qk[i],
+        or M_vo (H r_v, r_o), whose row block i is T_vo[i]^T."""
         H, (_, rq, rk), (_, ro, rv) = self.cfg.H, self.cfg.ranks_qk, self.cfg.ranks_vo
-        M_qk = torch.einsum("hs,sqk->qhk", self.U_head_qk, self.core_qk).reshape(rq, H * rk)
-        M_vo = torch.einsum("hs,sov->hvo", self.U_head_vo, self.core_vo).reshape(H * rv, ro)
-        return M_qk, M_vo
+        if which == "qk":
+            return torch.einsum("hs,sqk->qhk", self.U_head_qk, self.core_qk).reshape(rq, H * rk)
+        return torch.einsum("hs,sov->hvo", self.U_head_vo, self.core_vo).reshape(H * rv, ro)
 
-    def core_matrices(self) -> tuple[Tensor, Tensor]:
-        """M_qk (r_q, H r_k) and M_vo (H r_v, r_o): the cores folded with U_head, laid
-        out so that the queries are (x U_q) M_qk and the output (y flattened over
-        heads) M_vo, two plain matmuls.
+    def core_matrix(self, which: str) -> Tensor:
+        """M_qk (``which="qk"``, (r_q, H r_k)) or M_vo (``"vo"``, (H r_v, r_o)): the core
+        folded with U_head, laid out so that the queries are (x U_q) M_qk and the
+        output (y flattened over heads) M_vo, plain matmuls.
 
         Outside autograd (inference, decoding) the fold is kept and reused until a
         parameter changes, so a decode step does not pay H r_head r_q r_k again, nor
         copy the cores into an einsum's layout. Under torch.compile the fold is recomputed
         (the reuse key reads storage addresses, which a traced graph must not depend on)."""
+        if which not in ("qk", "vo"):
+            raise ValueError(f"TuckerAttention.core_matrix: which must be 'qk' or 'vo'; got {which!r}")
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return self._fold()
-        parts = (self.U_head_qk, self.core_qk, self.U_head_vo, self.core_vo)
+            return self._fold(which)
+        parts = (self.U_head_qk, self.core_qk) if which == "qk" else (self.U_head_vo, self.core_vo)
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parts)
-        if self._folded is None or self._folded[0] != key:
-            self._folded = (key, *self._fold())
-        return self._folded[1], self._folded[2]
+        if which not in self._folded or self._folded[which][0] != key:
+            self._folded[which] = (key, self._fold(which))
+        return self._folded[which][1]
 
     def head_cores(self) -> tuple[Tensor, Tensor]:
         """T_qk (H, r_q, r_k) and T_vo (H, r_o, r_v): the cores folded with U_head
-        (views of ``core_matrices()``, so reused outside autograd as they are)."""
+        (views of the two ``core_matrix`` matrices, so reused outside autograd as they are)."""
         H, (_, rq, rk), (_, ro, rv) = self.cfg.H, self.cfg.ranks_qk, self.cfg.ranks_vo
-        M_qk, M_vo = self.core_matrices()
+        M_qk, M_vo = self.core_matrix("qk"), self.core_matrix("vo")
         return M_qk.view(rq, H, rk).transpose(0, 1), M_vo.view(H, rv, ro).transpose(1, 2)
 
     def latents(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -121,47 +123,53 @@ class TuckerAttention(AttentionModule):
         of every step is kept until cache.reset())."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
-        B, T, _ = x.shape
-        M_qk, M_vo = self.core_matrices()
-        q = ((x @ self.U_q) @ M_qk).view(B, T, cfg.H, cfg.r_k)  # x U_q T_i for every head i
+        q = self.decode_query(x, start_pos)  # an int start position: cos/sin from the cached table
         k, v = self.latents(x)  # (B, T, r_k), (B, T, r_v)
-        pos = start_pos  # an int: RoPE slices its cached cos/sin table
-        if cfg.rope:
-            q = self.rope(q, pos)
-        if self.U_v is not None:  # separate latents: cache the key rotated, once
-            k = self.rope(k, pos) if cfg.rope else k
-            if cache is not None:
-                f = cache.update(start_pos, k_latent=k, v_latent=v)
-                k, v = f["k_latent"], f["v_latent"]  # (B, S, r_k), (B, S, r_v)
-        else:  # one latent: values read it unrotated, keys rotated by their positions
-            if cache is not None:
-                k = v = cache.update(start_pos, kv_latent=k)["kv_latent"]
-            if cfg.rope:
-                S = k.shape[1]
-                k = self.rope(k, start_pos + T - S)  # the keys' first position
-        # multi-query attention in the latent: one K/V stream for all heads
-        y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale,
-                   causal=cfg.causal, impl=self.impl)  # (B, T, H, r_v)
-        return (y.reshape(B, T, -1) @ M_vo) @ self.U_o.T  # sum_i y_i T~_i^T, then U_o^T
+        if self.U_v is not None and cfg.rope:  # separate latents: cache the key rotated, once
+            k = self.rope(k, start_pos)
+        if cache is None:
+            y = self._attend_latents(q, k, v, key_pos=start_pos)
+        else:
+            cache.update(start_pos, **({"kv_latent": k} if self.U_v is None else {"k_latent": k, "v_latent": v}))
+            y = self.decode_core(q, cache)
+        return self.output(y)
+
+    def decode_query(self, x, pos):
+        """Per-head queries in the key latent, x U_q T_i (B, T, H, r_k), rotated."""
+        q = ((x @ self.U_q) @ self.core_matrix("qk")).view(*x.shape[:2], self.cfg.H, self.cfg.r_k)  # for every head i
+        return self.rope(q, pos) if self.cfg.rope else q
+
+    def decode_core(self, q, cache):
+        f = cache.read()  # (B, S, r_k) and (B, S, r_v), or the one latent
+        if self.U_v is None:
+            return self._attend_latents(q, f["kv_latent"], f["kv_latent"], key_pos=0)
+        return self._attend_latents(q, f["k_latent"], f["v_latent"], key_pos=0)
+
+    def _attend_latents(self, q, k, v, key_pos, key_mask=None, impl=None):
+        """Multi-query attention in the latent, one K/V stream for all heads: (B, T, H, r_v).
+        One shared latent is cached unrotated: its keys are rotated here, as read, by
+        their positions key_pos.."""
+        cfg = self.cfg
+        if self.U_v is None and cfg.rope:
+            k = self.rope(k, key_pos)
+        return attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale,
+                      causal=cfg.causal and key_mask is None, impl=impl or self.impl, key_mask=key_mask)
+
+    def output(self, y: Tensor) -> Tensor:
+        """sum_i y_i T~_i^T, then U_o^T: per-head outputs (B, T, H, r_v) -> (B, T, C)."""
+        return (y.flatten(2) @ self.core_matrix("vo")) @ self.U_o.T
 
     def _decode_static(self, x, cache, pos, valid):
-        cfg = self.cfg
-        B = x.shape[0]
-        M_qk, M_vo = self.core_matrices()
-        q = ((x @ self.U_q) @ M_qk).view(B, 1, cfg.H, cfg.r_k)
+        q = self.decode_query(x, pos)
         k, v = self.latents(x)
-        if cfg.rope:
-            q = self.rope(q, pos)
-        if self.U_v is not None:
-            k = self.rope(k, pos) if cfg.rope else k
+        if self.U_v is None:
+            k = v = cache.write_at(pos, kv_latent=k)["kv_latent"]  # all S_max slots, rotated from 0
+        else:
+            k = self.rope(k, pos) if self.cfg.rope else k
             f = cache.write_at(pos, k_latent=k, v_latent=v)
             k, v = f["k_latent"], f["v_latent"]  # (B, S_max, r_k), (B, S_max, r_v)
-        else:
-            k = v = cache.write_at(pos, kv_latent=k)["kv_latent"]
-            k = self.rope(k, 0) if cfg.rope else k  # every slot rotated by its position
-        y = attend(q, k[:, :, None], v[:, :, None], scale=cfg.softmax_scale, causal=False,
-                   impl=self.static_impl, key_mask=valid)
-        return (y.reshape(B, 1, -1) @ M_vo) @ self.U_o.T
+        y = self._attend_latents(q, k, v, key_pos=0, key_mask=valid, impl=self.static_impl)
+        return self.output(y)
 
     def head_projections(self):
         T_qk, T_vo = self.head_cores()
