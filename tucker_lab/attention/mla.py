@@ -87,10 +87,7 @@ class MLAttention(AttentionModule):
     def forward(self, x: Tensor, *, start_pos: int | None = None, cache: FactorCache | None = None) -> Tensor:
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores c_kv (R_kv)
         and the rotated k_rope (D_rope) per token, never per-head keys or values.
-        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
-        this layer's own (``new_cache``), for causal layers, for inference (under
-        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
-        of every step is kept until cache.reset())."""
+        Calls with a cache, ``start_pos`` and gradients: see ``AttentionModule``."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         B, T, _ = x.shape

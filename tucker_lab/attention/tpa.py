@@ -148,10 +148,7 @@ class TPAttention(AttentionModule):
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the factors
         a_k, b_k (rotated), a_v, b_v ((R, H) and (R, D) per token; b_k, b_v only with
         constant head factors). "factored" never forms per-head keys or values.
-        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
-        this layer's own (``new_cache``), for causal layers, for inference (under
-        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
-        of every step is kept until cache.reset())."""
+        Calls with a cache, ``start_pos`` and gradients: see ``AttentionModule``."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         pos = start_pos if cfg.rope else None  # an int: RoPE slices its cached cos/sin table

@@ -117,10 +117,7 @@ class TuckerAttention(AttentionModule):
         """x (B, T, C) at positions start_pos.. -> (B, T, C). A cache stores the rotated
         key latent and the value latent (r_k + r_v per token), or with ``shared_kv`` the
         one unrotated latent (r_k), whose keys are rotated as they are read.
-        ``start_pos=None`` continues where the cache ends (0 without a cache). A cache is
-        this layer's own (``new_cache``), for causal layers, for inference (under
-        torch.no_grad(); with gradients enabled outputs and gradients stay exact, but the graph
-        of every step is kept until cache.reset())."""
+        Calls with a cache, ``start_pos`` and gradients: see ``AttentionModule``."""
         cfg = self.cfg
         start_pos = self.begin(x, cache, start_pos)
         q = self.decode_query(x, start_pos)  # an int start position: cos/sin from the cached table
