@@ -3,6 +3,7 @@ import torch
 
 from .. import functional
 from ..config import MLAConfig, standard_configs
+from ..notebook import spy_attend
 from . import exercise
 
 
@@ -26,18 +27,9 @@ def _():
     B, H, G, D, S = 4, 32, 8, 128, 16
     q = torch.zeros(B, 1, H, D)
     k = v = torch.zeros(B, S, G, D)
-    seen, inner = [], functional.attend
-
-    def spy(q, k, v, **kw):  # records the recursive call that attend makes on the folded query
-        seen.append(tuple(q.shape))
-        return inner(q, k, v, **kw)
-
-    functional.attend = spy
-    try:
-        inner(q, k, v, scale=1.0, causal=True, impl="einsum")
-    finally:
-        functional.attend = inner
-    return seen[0]
+    with spy_attend(functional, name="backend") as calls:  # the folded call
+        functional.attend(q, k, v, scale=1.0, causal=True, impl="einsum")
+    return calls[0]["q"]
 
 
 @exercise("10.3", "A split-KV decode kernel cuts one sequence's cache into three splits. For one "
