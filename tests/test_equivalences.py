@@ -52,9 +52,9 @@ def test_mqa_is_gqa_with_one_kv_head(shape):
     layer = gqa(*shape)
     x = x_for(layer)
     C, H, D = layer.cfg.C, layer.cfg.H, layer.cfg.D
-    W_q = layer.w_q.weight.view(H, D, C).transpose(1, 2)
+    W_q = reference._heads(layer.w_q.weight, H, D)  # the spec's own reading of the layout
     w_k, w_v = layer.w_k.weight.T, layer.w_v.weight.T  # one (C, D) key and value head
-    W_o = layer.w_o.weight.view(C, H, D).permute(1, 2, 0)
+    W_o = reference._heads_out(layer.w_o.weight, H, D)
     ref = reference.mqa(x, W_q, w_k, w_v, W_o, scale=layer.cfg.softmax_scale,
                         rope_base=10000.0 if shape[4] else None)
     assert err(layer(x), ref) <= TOL
