@@ -32,11 +32,13 @@ from .train import History, TrainConfig, train
 from .rope import apply_rope
 from . import reference, tensor
 
-# Submodules with command-line entry points or heavier imports load on first use,
-# so that `python -m tucker_lab.accounting` does not find itself already imported.
-_LAZY = ("accounting", "bench", "compression", "data", "exercises", "experiments", "kernels", "notebook", "plots",
+# Submodules with command-line entry points or optional dependencies load on first use, so
+# that `python -m tucker_lab.accounting` does not find itself already imported and a core
+# install (torch, numpy, tensorly, tqdm) imports without matplotlib, ipywidgets, altair,
+# scikit-learn, Triton or transformers. The modules imported above must stay that light
+# (tests/test_install.py checks it).
+_LAZY = ("accounting", "bench", "data", "exercises", "experiments", "kernels", "notebook", "plots",
          "real_model", "static", "widgets")
-
 
 
 def __getattr__(name):
@@ -48,12 +50,14 @@ def __getattr__(name):
 
 __version__ = "0.1.0"
 
+# `plots` and `widgets` are left out of __all__ although tkl.plots and tkl.widgets load on use:
+# they need the extras `plot` and `widgets`, and `from tucker_lab import *` must work without.
 __all__ = [
     "AttentionConfig", "MHAConfig", "GQAConfig", "MLAConfig", "TPAConfig", "TuckerConfig",
     "make_config", "standard_configs", "build_attention", "VARIANTS", "AttentionModule",
     "GQAAttention", "MLAttention", "TPAttention", "TuckerAttention", "attention_tensors",
-    "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "plots", "reference",
-    "tensor", "widgets", "FactorCache", "LMConfig", "TinyLM", "generate",
+    "to_tucker", "to_tpa", "attend", "apply_rope", "accounting", "exercises", "reference",
+    "tensor", "FactorCache", "LMConfig", "TinyLM", "generate",
     "ViTConfig", "TinyViT", "TrainConfig", "History", "train", "data", "compress", "compress_model",
     "rank_profile", "to_gqa", "to_mla", "from_hf", "load_pretrained", "perplexity", "pretrained", "notebook",
     "static", "StaticDecoder",

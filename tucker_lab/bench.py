@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.utils.benchmark as tb
 
+from ._extras import require
 from .attention import build_attention
 from .config import standard_configs
 
@@ -193,7 +194,8 @@ def hf_counterpart(name: str, cfg, dtype: torch.dtype, device: str, seed: int = 
     MLA with decoupled RoPE and no query compression -> ``DeepseekV3Attention``
     (q_lora_rank=None, latent RMSNorm), both on SDPA; ``layer = from_hf(hf_module)``.
     For variants transformers does not have (TPA, Tucker) hf_module is None and the
-    layer is ``build_attention(cfg)``."""
+    layer is ``build_attention(cfg)``. Needs the extra ``hf`` (transformers)."""
+    require("transformers", "hf", "bench.hf_counterpart")
     from .config import MHAConfig, MLAConfig
     torch.manual_seed(seed)
     if isinstance(cfg, MHAConfig) and cfg.rope:
@@ -429,7 +431,7 @@ def main(argv: list[str] | None = None) -> Path:
     peak = copy_bandwidth(device)
     extra = {}
     if a.kind == "hf-decode":
-        import transformers
+        transformers = require("transformers", "hf", "python -m tucker_lab.bench hf-decode")
         if a.clock == "cpu":
             peak, flops = _cpu_ceilings(dtype)
         else:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._extras import require
 from .config import check_int
 
 __all__ = ["cache_dir", "pip_download", "shakespeare", "python_docs_text", "text_corpus", "CharCorpus", "AssociativeRecall", "Digits"]
@@ -258,7 +259,7 @@ class AssociativeRecall:
 
 @dataclass
 class Digits:
-    """scikit-learn's 8x8 digits as images (N, 8, 8) in [0, 1] with labels 0-9.
+    """scikit-learn's 8x8 digits as images (N, 8, 8) in [0, 1] with labels 0-9 (extra ``data``).
 
     80/20 train/validation split by a seeded permutation, stratified by label.
     """
@@ -271,8 +272,8 @@ class Digits:
         if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
                 or not 0 < self.val_fraction < 1:
             raise ValueError(f"Digits.val_fraction must be a number in (0, 1); got {self.val_fraction!r}")
-        from sklearn.datasets import load_digits  # bundled in the wheel: no download
-        d = load_digits()
+        # scikit-learn's wheel bundles the digits: no download
+        d = require("sklearn.datasets", "data", "Digits").load_digits()
         images = torch.tensor(d.images, dtype=torch.float32) / 16.0
         labels = torch.tensor(d.target, dtype=torch.long)
         g = torch.Generator().manual_seed(self.seed)

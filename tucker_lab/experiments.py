@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ._extras import require
 from .bench import provenance
 from .config import AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig
 from .data import AssociativeRecall, Digits, shakespeare
@@ -170,7 +171,7 @@ def plot_frontier(doc: dict, metric: str = "val_loss", ax=None):
     """Attention parameters (log x) against a validation metric, one line per family."""
     if metric not in METRICS:
         raise ValueError(f"plot_frontier: metric must be one of {METRICS}; got {metric!r}")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", "plot_frontier")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     fams = sorted({r["family"] for r in doc["runs"]}, key=lambda f: ["MHA", "GQA", "MLA", "TPA", "Tucker"].index(f)
@@ -253,8 +254,7 @@ def main(argv: list[str] | None = None):
         q.error(f"argument results: cannot read a results JSON from {a.results!r} ({e})")
     if not isinstance(doc, dict) or not {"task", "budget", "runs"} <= set(doc):
         q.error(f"argument results: {a.results!r} is not a results JSON of `sweep` (needs task, budget, runs)")
-    import matplotlib
-    matplotlib.use("Agg")
+    require("matplotlib", "plot", "experiments plot").use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
     metric = a.metric or ("val_loss" if doc["task"] == "lm" else "val_accuracy")
     ax = plot_frontier(doc, metric)

@@ -30,6 +30,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ._extras import require
+
 __all__ = ["max_err", "layer_of", "ShapeLog", "spy_attend", "show_source", "panel", "Panel", "KERNEL_NOTE",
            "load_results", "REPO_URL"]
 
@@ -108,10 +110,10 @@ def spy_attend(*modules, name: str = "attend") -> Iterator[list[dict]]:
 def show_source(*objs: Any):
     """Display the whole source of each object (function, method, class, module), highlighted
     (``IPython.display.Code``). A Triton kernel shows the Python function under ``@jit``."""
-    from IPython.display import Code, display
+    ipy = require("IPython.display", "widgets", "show_source")
     for obj in objs:
         obj = getattr(obj, "fn", obj) if type(obj).__name__ == "JITFunction" else obj
-        display(Code(inspect.getsource(obj), language="python"))
+        ipy.display(ipy.Code(inspect.getsource(obj), language="python"))
 
 
 class Panel:

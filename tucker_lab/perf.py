@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ._extras import require
 from .config import AttentionConfig
 
 __all__ = ["load", "gpu_runs", "floor_ms", "max_batch", "decode_figure", "ratio_table", "target_lines"]
@@ -53,7 +54,7 @@ def decode_figure(rows: list[dict], bandwidth_GBps: float, *, time_key: str, byt
     """Roofline-style plot: time per decode step against the bytes it must read, one
     marker series per variant, with the bandwidth floor (bytes / bandwidth) as a line.
     ``rows`` are result rows with "variant", ``bytes_key`` and ``time_key`` (ms)."""
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", "decode_figure")
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 4.6))
     variants = list(dict.fromkeys(r["variant"] for r in rows))

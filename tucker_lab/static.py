@@ -5,7 +5,8 @@ JSON, so the package computes them here, in Python, over the whole grid of the p
 controls; the page only filters the precomputed rows. The result is a Vega-Lite chart
 (built with Altair) whose controls are bound parameters: moving one changes the numbers and
 the bars in the browser. The book serves Vega, Vega-Lite and vega-embed from its own
-``_static`` (``book/_ext/tucker_book.py``), so nothing is loaded from elsewhere.
+``_static`` (``book/_ext/tucker_book.py``), so nothing is loaded from elsewhere. The charts need
+Altair (extra ``widgets``); the rows do not.
 
 Use in a chapter (the live ipywidgets panel for Jupyter and Colab, the static one for the
 book; :func:`tucker_lab.notebook.panel` shows whichever the viewer can move)::
@@ -40,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ._extras import require
 from .accounting import accounting_rows
 from .config import AttentionConfig, GQAConfig, MLAConfig, TPAConfig, TuckerConfig, standard_configs
 
@@ -51,6 +53,11 @@ PANEL_CLASS = "tucker-static-panel"  # book/_ext/tucker_book.py loads Vega on pa
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 _NO_SCRIPT = ("This panel is drawn by the book's HTML pages (Vega-Lite, served with the book). "
               "In Jupyter or Colab, the widgets and figures of the chapter show the same numbers.")
+
+
+def _altair():
+    # altair only draws the charts: the rows (grid_rows, accounting) work without it
+    return require("altair", "widgets", "a static panel")
 
 
 class Control:
@@ -70,7 +77,7 @@ class Control:
         self.kind = kind or ("range" if steps and len(steps) == 1 and len(self.values) > 2 else "select")
 
     def binding(self):
-        import altair as alt
+        alt = _altair()
         if self.kind == "range":
             v = self.values
             return alt.binding_range(min=v[0], max=v[-1], step=v[1] - v[0], name=self.label + " ")
@@ -162,7 +169,7 @@ def _slim(rows: list[dict], fields: Sequence[str]) -> list[dict]:
 
 
 def _bars(data, field: str, width: int, highlight: str):
-    import altair as alt
+    alt = _altair()
     title, fmt, axis_fmt = _MEASURES[field]
     base = alt.Chart(data, width=width).encode(
         y=alt.Y("variant:N", sort=None, title=None),
@@ -178,7 +185,7 @@ def _chart(rows: list[dict], controls: list[Control], measures: Sequence[str], *
            filter_expr: str, highlight: str, width: int = 380) -> dict:
     """Bars of ``measures`` per variant for the rows that pass ``filter_expr``, the controls
     bound below the chart, and a line that names the chosen point (or its error)."""
-    import altair as alt
+    alt = _altair()
     fields = ["variant", "chosen", "error", *measures, *(c.name for c in controls)]
     data = alt.Data(values=_slim(rows, fields))
     params = [alt.param(name=c.name, value=c.default, bind=c.binding()) for c in controls]
@@ -306,7 +313,7 @@ def frontier_panel(docs: dict[str, dict]) -> StaticPanel:
     """Committed sweeps (``tucker_lab.experiments``; task -> results JSON) -> attention
     parameters (log x) against the validation metric, one line per family, for the chosen
     task and metric (ch. 12)."""
-    import altair as alt
+    alt = _altair()
     rows = []
     for task, doc in docs.items():
         for r in doc["runs"]:
@@ -342,7 +349,7 @@ def bench_panel(doc: dict) -> StaticPanel:
     """A committed decode benchmark (``python -m tucker_lab.bench decode``) -> time per step
     (log) against context (log) per variant and kernel, with the memory floor, for the chosen
     scope and batch (ch. 10)."""
-    import altair as alt
+    alt = _altair()
     rows = [{"variant": f"{r['variant']} ({r['impl']})", "scope": r["scope"], "batch": r["batch"],
              "context": r["context"], "ms": float(f"{r['median_ms']:.5g}"),
              "floor": float(f"{r['floor_ms']:.5g}")} for r in doc["results"]]
@@ -367,7 +374,7 @@ def bench_panel(doc: dict) -> StaticPanel:
 def curves_panel(docs: dict[str, dict]) -> StaticPanel:
     """Committed sweeps (task -> results JSON) -> the validation curves of every run of the
     chosen task, metric and family (each family drawn with MHA for reference) (ch. 12)."""
-    import altair as alt
+    alt = _altair()
     rows, families = [], ["all"]
     for task, doc in docs.items():
         for r in doc["runs"]:

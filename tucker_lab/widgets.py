@@ -4,7 +4,8 @@ Each panel is ``ipywidgets.interactive`` over a pure function of the knobs, so
 it works (and is tested) without a kernel: set ``panel.children[i].value`` and
 read ``panel.result`` (the accounting rows, or the config's error message).
 In the static HTML the first view is embedded; the chapters add a static
-figure of the same landscape for readers without a kernel.
+figure of the same landscape for readers without a kernel. Needs the extra ``widgets``
+(ipywidgets, IPython; matplotlib for the figures).
 
 See: book/01_attention (cache_panel), 02 (gqa_panel), 03 (mla_panel),
 05 (rank_panel), 06 (tucker_panel), 07 (special_case_panel), 08 (rope_panel),
@@ -16,13 +17,16 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-import ipywidgets as W
 import torch
-from IPython.display import HTML, display
 
+from ._extras import require
 from .accounting import accounting_rows
 from .config import (AttentionConfig, GQAConfig, MHAConfig, MLAConfig, TPAConfig, TuckerConfig,
                      standard_configs)
+
+W = require("ipywidgets", "widgets", "tucker_lab.widgets")
+_ipy_display = require("IPython.display", "widgets", "tucker_lab.widgets")
+HTML, display = _ipy_display.HTML, _ipy_display.display
 
 __all__ = ["MODEL_SIZES", "rows_html", "config_panel", "cache_panel", "gqa_panel", "mla_panel",
            "tpa_panel", "tucker_panel", "rank_panel", "special_case_panel", "rope_panel", "bench_panel",
@@ -248,7 +252,7 @@ def rope_panel(show: bool = True) -> W.interactive:
             kw["rope_dim"] = rope_dim
         freq = rope_frequencies(n, **kw)
         if show:
-            import matplotlib.pyplot as plt
+            plt = require("matplotlib.pyplot", "plot", "a widget's figure")
             from .plots import plot_rope
             plot_rope({layout: kw}, n=n)
             plt.show()
@@ -270,7 +274,7 @@ def bench_panel(doc: dict, show: bool = True) -> W.interactive:
     def update(scope, batch):
         rows = [r for r in doc["results"] if r["scope"] == scope and r["batch"] == batch]
         if show:
-            import matplotlib.pyplot as plt
+            plt = require("matplotlib.pyplot", "plot", "a widget's figure")
             from .plots import plot_decode_bench
             plot_decode_bench(doc, scope=scope, batch=batch)
             plt.show()
@@ -289,7 +293,7 @@ def curves_panel(doc: dict, show: bool = True) -> W.interactive:
     def update(runs, metric):
         chosen = {r["name"]: (r["curves"]["step"], r["curves"][metric]) for r in doc["runs"] if r["name"] in runs}
         if show:
-            import matplotlib.pyplot as plt
+            plt = require("matplotlib.pyplot", "plot", "a widget's figure")
             fig, ax = plt.subplots(figsize=(7, 4))
             for name, (steps, vals) in chosen.items():
                 ax.plot(steps, vals, marker=".", label=name)

@@ -10,7 +10,7 @@
 On a machine without a GPU the kernels run in Triton's interpreter: set
 ``TRITON_INTERPRET=1`` before this package is imported (fp32/fp16 only; the
 interpreter mishandles bf16). Import is lazy: ``available()`` says whether Triton
-can run here.
+can run here; calling a kernel without it raises an ImportError naming the extra.
 
 See: book/09_decoding, book/15_performance.
 """
@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import os
 
+from .._extras import require
+
 __all__ = ["available", "latent_mqa_decode", "tpa_decode"]
 
 
 def available() -> bool:
     """Triton importable, and either a CUDA GPU or the interpreter (TRITON_INTERPRET=1)."""
     try:
-        import triton  # noqa: F401
+        require("triton", "triton", "tucker_lab.kernels")
     except ImportError:
         return False
     import torch

@@ -9,13 +9,14 @@ merged by log-sum-exp, as latent_decode.
 """
 from __future__ import annotations
 
-
 import torch
-import triton
-import triton.language as tl
 from torch import Tensor
 
+from .._extras import require
 from .latent_decode import _block, _merge, _plan_splits
+
+triton = require("triton", "triton", "tucker_lab.kernels")
+tl = require("triton.language", "triton", "tucker_lab.kernels")
 
 
 @triton.jit

@@ -13,9 +13,12 @@ import functools
 import math
 
 import torch
-import triton
-import triton.language as tl
 from torch import Tensor
+
+from .._extras import require
+
+triton = require("triton", "triton", "tucker_lab.kernels")
+tl = require("triton.language", "triton", "tucker_lab.kernels")
 
 
 @triton.jit
