@@ -1,4 +1,6 @@
 """The helpers the chapters share (tucker_lab.notebook)."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -61,3 +63,31 @@ def test_load_results():
     assert notebook.load_results("sweeps/lm_quick.json")["task"] == "lm"
     with pytest.raises(FileNotFoundError):
         notebook.load_results("sweeps/nothing.json")
+
+
+def test_load_results_without_a_clone_reads_the_installed_copy(tmp_path, monkeypatch):
+    """On Colab there is no clone: the results come from the package's data files, and
+    pyproject.toml installs every results JSON the chapters read (bench, sweeps, pretrained)."""
+    import glob
+    try:
+        import tomllib
+    except ImportError:
+        import tomli as tomllib
+    root = Path(__file__).resolve().parents[1]
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {Path(f).relative_to(root / "results").as_posix() for globs in data_files.values()
+               for g in globs for f in glob.glob(str(root / g))}
+    committed = {p.relative_to(root / "results").as_posix() for p in (root / "results").rglob("*.json")}
+    chapters = {f for f in committed if f.split("/")[0] in ("bench", "sweeps", "pretrained")}
+    assert "pretrained/smollm2_frontier.json" in chapters and "sweeps/lm_quick.json" in chapters
+    assert chapters <= shipped, f"not installed with the package: {sorted(chapters - shipped)}"
+    for nb in (root / "book").glob("*.ipynb"):  # the chapters read them through load_results
+        assert "perf.load(bench_dir" not in nb.read_text()
+    # a pip install: the copy under <prefix>/share, and no clone around
+    share = tmp_path / "share" / "tucker-lab" / "results" / "sweeps"
+    share.mkdir(parents=True)
+    (share / "lm_quick.json").write_text('{"task": "installed"}')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(notebook, "__file__", str(tmp_path / "site" / "tucker_lab" / "notebook.py"))
+    monkeypatch.setattr(notebook.sysconfig, "get_path", lambda name: str(tmp_path))
+    assert notebook.load_results("sweeps/lm_quick.json") == {"task": "installed"}

@@ -23,7 +23,7 @@ import html
 import importlib
 import inspect
 import json
-import sys
+import sysconfig
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,9 +33,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ._extras import require
 
 __all__ = ["max_err", "layer_of", "ShapeLog", "spy_attend", "show_source", "panel", "Panel", "KERNEL_NOTE",
-           "load_results", "REPO_URL"]
+           "load_results", "installed_results"]
 
-REPO_URL = "https://github.com/tucker-lab/tucker-lab"
 KERNEL_NOTE = ("This panel needs a running kernel: open the chapter on Colab (the rocket icon at "
                "the top of the page) or in Jupyter to move it. The figure below shows the same "
                "landscape.")
@@ -148,18 +147,19 @@ def panel(live=None, static=None, *, note: str = KERNEL_NOTE) -> Panel:
     return Panel(live, static, note)
 
 
+def installed_results() -> Path:
+    """Where a pip install puts the committed results: ``<prefix>/share/tucker-lab/results``."""
+    return Path(sysconfig.get_path("data")) / "share" / "tucker-lab" / "results"
+
+
 def load_results(relpath: str) -> dict:
     """A committed results JSON, e.g. ``load_results("sweeps/lm_quick.json")``: from the
-    repository's ``results/`` folder (next to the notebooks or the package), or, in a pip
-    install on Colab, from the repository itself."""
+    repository's ``results/`` folder (next to the notebooks or the package), or from the
+    copy installed with the package (``<prefix>/share/tucker-lab/results``, pyproject.toml's
+    data-files), as on Colab, where no clone is at hand."""
     here = [Path.cwd() / ".." / "results", Path.cwd() / "results",
-            Path(__file__).resolve().parents[1] / "results"]
+            Path(__file__).resolve().parents[1] / "results", installed_results()]
     for root in here:
         if (root / relpath).is_file():
             return json.loads((root / relpath).read_text())
-    if "google.colab" in sys.modules:
-        import urllib.request
-        url = f"{REPO_URL.replace('github.com', 'raw.githubusercontent.com')}/main/results/{relpath}"
-        with urllib.request.urlopen(url) as f:
-            return json.load(f)
-    raise FileNotFoundError(f"results/{relpath} not found: run the notebook from the repository")
+    raise FileNotFoundError(f"results/{relpath} not found in {[str(r) for r in here]}")
