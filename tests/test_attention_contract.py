@@ -16,6 +16,17 @@ def build(name, mode=None, impl="auto", cfg=None):
     return tkl.build_attention(cfg or CASES[name], mode=mode, impl=impl).to(F64)
 
 
+def test_a_variant_must_implement_the_decode_contract():
+    """What the registry comment says a new module needs is enforced: no decode step, no layer."""
+    class ForwardOnly(tkl.AttentionModule):
+        config_class = tkl.MHAConfig
+
+        def forward(self, x):
+            return x
+    with pytest.raises(TypeError, match="abstract.*_decode_static.*decode_core.*decode_query"):
+        ForwardOnly(CASES["mha"])
+
+
 def test_every_registered_config_class_has_a_case():
     covered = {type(c) for c in CASES.values()}
     assert covered == set(tkl.VARIANTS)

@@ -21,7 +21,7 @@ def test_decode_step_times_what_every_layer_exposes(name):
     core, step, cache = bench.decode_step(layer, 2, 5, x)
     with torch.no_grad():
         first, again = step(), step()
-        assert cache.seq_len == 6
+        assert cache.seq_len == 5  # rewound after each step
         torch.testing.assert_close(again, first, rtol=0, atol=0)
         y = core()  # token 4 over the 5 random cached tokens
         assert cache.seq_len == 5 and y.shape[:3] == (2, 1, layer.cfg.H)

@@ -102,7 +102,7 @@ def decode_step(layer, B: int, S: int, x) -> tuple:
 
     - ``core()``: ``layer.decode_core`` of x's query (``layer.decode_query``, at the last
       cached position) over the S tokens: the attention over the cache alone;
-    - ``step()``: the whole layer call appending token S, the cache rewound to S first.
+    - ``step()``: the whole layer call appending token S, the cache rewound to S after it.
 
     The cache holds S random tokens (the factors drawn, not computed from inputs), with
     room for one more. Returns (core, step, cache)."""
@@ -113,12 +113,12 @@ def decode_step(layer, B: int, S: int, x) -> tuple:
         q = layer.decode_query(x, S - 1)
 
     def core():
-        cache.truncate(S)
         return layer.decode_core(q, cache)
 
     def step():
-        cache.truncate(S)  # the step appends one token; undo it each time
-        return layer(x, cache=cache, start_pos=S)
+        y = layer(x, cache=cache, start_pos=S)
+        cache.truncate(S)  # the step appended token S: undo it, so every call is the same step
+        return y
     return core, step, cache
 
 

@@ -67,10 +67,12 @@ class FactorCache:
         self.seq_len = 0  # tokens written so far; the next write must start here
         self._owner = None  # weakref to the layer this cache belongs to (see own())
         self._live = None  # name -> (B, seq_len, *shape) with autograd history (see update())
+        self._views = None  # (seq_len, name -> view): the factors held, made once per write
         self._bind()
 
     def _bind(self) -> None:
         """(Re)create the named views into ``data``, in the order of ``shapes``."""
+        self._views = None
         self.buffers, off = {}, 0
         for name, shape in self.shapes.items():
             n = math.prod(shape)
@@ -143,7 +145,8 @@ class FactorCache:
         self.seq_len = end
         if not (torch.is_grad_enabled() and any(f.requires_grad for f in factors.values())):
             self._live = None
-            return {n: b[:, :end] for n, b in self.buffers.items()}
+            self._views = (end, {n: b[:, :end] for n, b in self.buffers.items()})
+            return dict(self._views[1])
         # Gradients wanted: the earlier tokens with their history (or, written without
         # it, from the buffer as constants) followed by the new ones; never a view of
         # the buffer, which the next write changes in place.
@@ -191,7 +194,9 @@ class FactorCache:
         ``update`` returned (views of the buffer, or with autograd history)."""
         if self._live is not None:
             return dict(self._live)
-        return {n: b[:, :self.seq_len] for n, b in self.buffers.items()}
+        if self._views is None or self._views[0] != self.seq_len:  # after truncate, reset, to
+            self._views = (self.seq_len, {n: b[:, :self.seq_len] for n, b in self.buffers.items()})
+        return dict(self._views[1])
 
     def truncate(self, seq_len: int) -> None:
         """Keep the first ``seq_len`` tokens and forget the rest (the buffer stays as it

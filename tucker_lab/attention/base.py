@@ -3,6 +3,7 @@ the per-head linear maps from which the weight tensors W_qk, W_vo are formed."""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -44,7 +45,7 @@ def per_head_out(w: nn.Linear, n: int) -> Tensor:
     return w.weight.view(w.out_features, n, -1).permute(1, 2, 0)
 
 
-class AttentionModule(nn.Module):
+class AttentionModule(nn.Module, ABC):
     """Base of the attention layers: ``y = layer(x)`` maps (B, T, C) -> (B, T, C).
 
     Args:
@@ -161,19 +162,19 @@ class AttentionModule(nn.Module):
                              "torch.autocast for mixed precision")
         return x.shape[0], x.shape[1]
 
+    @abstractmethod
     def decode_query(self, x: Tensor, pos: int | Tensor):
         """The queries of x (B, T, C) at positions pos.., rotated, in the form
         ``decode_core`` takes them (per family: per-head queries, MLA's (q_nope, q_rope),
         TPA's factors)."""
-        raise NotImplementedError(f"{type(self).__name__} has no decode_query")
 
+    @abstractmethod
     def decode_core(self, q, cache: FactorCache) -> Tensor:
         """The decoding algebra's attention over every token ``cache`` holds, for the
         queries ``q`` (``decode_query``) of its last T tokens: per-head outputs
         (B, T, H, F), before the output projection (``output``). What a decode kernel computes:
         ``forward`` runs it whenever it continues a cache in the decoding algebra, and
         ``tucker_lab.bench`` times it as its "core" scope."""
-        raise NotImplementedError(f"{type(self).__name__} has no decode_core")
 
     def output(self, y: Tensor) -> Tensor:
         """The output projection: per-head outputs (B, T, H, F) -> (B, T, C)."""
@@ -192,8 +193,9 @@ class AttentionModule(nn.Module):
         valid = torch.arange(cache.max_seq_len, device=x.device) <= pos  # filled slots
         return self._decode_static(x, cache, pos, valid)
 
+    @abstractmethod
     def _decode_static(self, x: Tensor, cache: FactorCache, pos: Tensor, valid: Tensor) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} has no static decode step")
+        """``decode_static``'s step, with ``valid`` (S_max,) the filled slots."""
 
     @property
     def static_impl(self) -> str:

@@ -94,12 +94,13 @@ class MLAttention(AttentionModule):
         H, D, Dv = cfg.H, cfg.D, cfg.D_v
         q_nope, q_rope = q = self.decode_query(x, start_pos)  # an int: cos/sin from the cached table
         c_kv, k_rope = self._keys(x, start_pos)
+        algebra = self.algebra(cache, start_pos)
         if cache is not None:
             f = cache.update(start_pos, c_kv=c_kv, **({} if k_rope is None else {"k_rope": k_rope}))
-            if self.algebra(cache, start_pos) == "absorbed":
+            if algebra == "absorbed":
                 return self.output(self.decode_core(q, cache))
             c_kv, k_rope = f["c_kv"], f.get("k_rope")  # (B, S, R_kv), (B, S, D_rope)
-        if self.algebra(cache, start_pos) == "absorbed":  # no cache: the keys sit at start_pos..
+        if algebra == "absorbed":  # no cache: the keys sit at start_pos..
             return self.output(self._absorbed(q_nope, q_rope, c_kv, k_rope, start_pos, start_pos))
         S = c_kv.shape[1]  # naive: per-head keys and values, up-projected for all S
         k = self.w_uk(c_kv).view(B, S, H, D)

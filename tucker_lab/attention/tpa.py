@@ -155,15 +155,16 @@ class TPAttention(AttentionModule):
         a_k, b_k = self.factors(x, "k", pos)
         a_v, b_v = self.factors(x, "v", None)  # values carry no position
         q = self.decode_query(x, start_pos)
+        algebra = self.algebra(cache, start_pos)
         if cache is not None:
             f = cache.update(start_pos, **({"a_k": a_k, "a_v": a_v} if cfg.contextual_a else {}),
                              b_k=b_k, b_v=b_v)
-            if self.algebra(cache, start_pos) == "factored":
+            if algebra == "factored":
                 return self.output(self.decode_core(q, cache))
             b_k, b_v = f["b_k"], f["b_v"]  # (B, S, R, D)
             if cfg.contextual_a:
                 a_k, a_v = f["a_k"], f["a_v"]  # (B, S, R, H)
-        if self.algebra(cache, start_pos) == "naive":
+        if algebra == "naive":
             q = q if cfg.kv_only else self.combine(*q)
             y = attend(q, self.combine(a_k, b_k), self.combine(a_v, b_v), scale=cfg.softmax_scale,
                        causal=cfg.causal, impl=self.impl)

@@ -133,8 +133,9 @@ class TuckerAttention(AttentionModule):
 
     def decode_query(self, x, pos):
         """Per-head queries in the key latent, x U_q T_i (B, T, H, r_k), rotated."""
-        q = ((x @ self.U_q) @ self.core_matrix("qk")).view(*x.shape[:2], self.cfg.H, self.cfg.r_k)  # for every head i
-        return self.rope(q, pos) if self.cfg.rope else q
+        cfg = self.cfg
+        q = ((x @ self.U_q) @ self.core_matrix("qk")).view(*x.shape[:2], cfg.H, cfg.r_k)  # every head i
+        return self.rope(q, pos) if cfg.rope else q
 
     def decode_core(self, q, cache):
         f = cache.read()  # (B, S, r_k) and (B, S, r_v), or the one latent
