@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import datetime
 import json
 import math
@@ -74,6 +73,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 import tucker_lab as tkl  # noqa: E402
 from tucker_lab import bench  # noqa: E402
 from tucker_lab.functional import _flash_func  # noqa: E402
+from tucker_lab.notebook import max_err as err  # noqa: E402
 
 TINY = A.tiny
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -113,9 +113,6 @@ def layer_of(cfg, mode, impl, dtype, seed=0):
         torch.manual_seed(seed)
         return tkl.build_attention(cfg, mode=mode, impl=impl).to(DEVICE, dtype).eval()
 
-
-def err(a, b) -> float:
-    return (a.double() - b.double()).abs().max().item()
 
 
 def pinned(backend: str):
@@ -322,7 +319,7 @@ def sec_static():
                 row["S_max"], row["position"] = S_max, S - 1
             good = row["graphs"] == 1 and e <= tol
             row["status"] = "ok" if good else "FAIL"
-        except Exception as ex:  # noqa: BLE001
+        except Exception:  # noqa: BLE001
             row |= {"status": "ERROR", "error": traceback.format_exc()[-1500:]}
             good = False
         ok &= good

@@ -6,6 +6,7 @@ import torch
 
 import tucker_lab as tkl
 from tucker_lab import reference
+from tucker_lab.notebook import max_err as err
 from tucker_lab.tensor import multilinear_rank, tucker_to_tensor
 from cases import CASES
 
@@ -21,9 +22,6 @@ MLA_SHAPES = [dict(d_model=32, n_heads=4, kv_rank=12),
               dict(d_model=32, n_heads=4, kv_rank=12, q_rank=10, coupled_rope=True),
               dict(d_model=27, n_heads=3, kv_rank=11, rope=False)]
 
-
-def err(a, b):
-    return (a - b).abs().max().item()
 
 
 def gqa(C, H, G, D, rope):

@@ -9,16 +9,13 @@ triton = pytest.importorskip("triton")
 
 import tucker_lab as tkl  # noqa: E402
 from tucker_lab.attention.tpa import factored_attention  # noqa: E402
+from tucker_lab.notebook import max_err as err  # noqa: E402
 from tucker_lab.reference import tolerance  # noqa: E402
 from tucker_lab.kernels import available, latent_mqa_decode, tpa_decode  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 # the interpreter mishandles bf16 (triton-lang/triton #4972); compiled kernels take it
 DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if DEV == "cuda" else [])
-
-
-def err(out, exact):
-    return (out.double() - exact).abs().max().item()
 
 
 def test_kernels_can_run_here():
